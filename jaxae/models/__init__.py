@@ -1,0 +1,1 @@
+"""Encoder/decoder models: each a frozen config whose methods are pure functions of params."""

@@ -1,0 +1,224 @@
+"""The results format every experiment writes, and the RESULTS.md generated from it.
+
+Each run writes ``experiments/results/<experiment>.json``: a list of rows, each with exactly the
+keys in :data:`ROW_KEYS`. A run replaces only the rows of its own mode, so a quick run never
+overwrites a full run's numbers. ``python -m jaxae.results`` regenerates
+``experiments/RESULTS.md`` from those files; nobody types numbers into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import shlex
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from jaxae.atomic import atomic_write_text
+
+__all__ = [
+    "ROW_KEYS",
+    "hardware_description",
+    "make_row",
+    "write_results",
+    "read_results",
+    "render_markdown",
+]
+
+ROW_KEYS = (
+    "experiment",
+    "model",
+    "metric",
+    "split",
+    "value",
+    "paper_value",
+    "paper_source",
+    "mode",
+    "hardware",
+    "wall_time_s",
+    "date",
+    "seed",
+    "command",
+)
+MODES = ("quick", "full")
+
+
+def hardware_description() -> str:
+    """E.g. ``"cpu x2 (Intel Xeon ...), jax 0.10.2"``: backend, device count, CPU model."""
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    devices = jax.devices()
+    kind = devices[0].device_kind if devices[0].platform != "cpu" else cpu
+    cores = os.cpu_count()
+    return f"{devices[0].platform} x{len(devices)} ({kind}; {cores} cores), jax {jax.__version__}"
+
+
+def command_line() -> str:
+    """The command that started this process, as a user would type it."""
+    argv = sys.argv[:]
+    if argv and argv[0].endswith(".py"):
+        argv[0] = os.path.relpath(argv[0])
+    return "python " + shlex.join(argv)
+
+
+def make_row(
+    *,
+    experiment: str,
+    model: str,
+    metric: str,
+    split: str,
+    value: float,
+    mode: str,
+    seed: int,
+    wall_time_s: float,
+    paper_value: float | None = None,
+    paper_source: str = "",
+    hardware: str | None = None,
+    date: str | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """One result row with every key of :data:`ROW_KEYS`, checked."""
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    value = float(value)
+    if value != value:  # NaN
+        raise ValueError(f"value: expected a number for {model}/{metric}, got NaN")
+    return {
+        "experiment": experiment,
+        "model": model,
+        "metric": metric,
+        "split": split,
+        "value": value,
+        "paper_value": None if paper_value is None else float(paper_value),
+        "paper_source": paper_source,
+        "mode": mode,
+        "hardware": hardware if hardware is not None else hardware_description(),
+        "wall_time_s": round(float(wall_time_s), 1),
+        "date": date if date is not None else datetime.date.today().isoformat(),
+        "seed": int(seed),
+        "command": command if command is not None else command_line(),
+    }
+
+
+def _check_row(row: Mapping[str, Any], where: str) -> None:
+    if set(row) != set(ROW_KEYS):
+        missing, extra = set(ROW_KEYS) - set(row), set(row) - set(ROW_KEYS)
+        raise ValueError(
+            f"{where}: row keys differ from ROW_KEYS (missing {missing}, extra {extra})"
+        )
+    if row["mode"] not in MODES:
+        raise ValueError(f"{where}: mode must be one of {MODES}, got {row['mode']!r}")
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of one results file (empty if it does not exist), each checked."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return []
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON list of rows, got {type(rows).__name__}")
+    for i, row in enumerate(rows):
+        _check_row(row, f"{path} row {i}")
+    return rows
+
+
+def write_results(
+    experiment: str, rows: Iterable[Mapping[str, Any]], results_dir: str | os.PathLike
+) -> pathlib.Path:
+    """Writes ``rows`` to ``<results_dir>/<experiment>.json`` atomically.
+
+    Rows already there whose mode differs from the new rows' mode are kept: a quick run replaces
+    quick rows only, a full run full rows only.
+    """
+    rows = [dict(row) for row in rows]
+    if not rows:
+        raise ValueError("rows: expected at least one row, got none")
+    modes = {row["mode"] for row in rows}
+    for i, row in enumerate(rows):
+        _check_row(row, f"rows[{i}]")
+        if row["experiment"] != experiment:
+            raise ValueError(f"rows[{i}]: experiment {row['experiment']!r} != {experiment!r}")
+    if len(modes) != 1:
+        raise ValueError(f"rows: expected a single mode per write, got {sorted(modes)}")
+    path = pathlib.Path(results_dir) / f"{experiment}.json"
+    kept = [row for row in read_results(path) if row["mode"] not in modes]
+    atomic_write_text(path, json.dumps(kept + rows, indent=1) + "\n")
+    return path
+
+
+def _format_number(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+
+
+def render_markdown(results_dir: str | os.PathLike) -> str:
+    """RESULTS.md text: one table per experiment, full runs first, quick runs marked as such."""
+    results_dir = pathlib.Path(results_dir)
+    lines = [
+        "# Results",
+        "",
+        "Generated by `python -m jaxae.results` from `experiments/results/*.json`; do not edit.",
+        "Full runs are the reproductions; quick runs are CI smoke runs on subsets and are "
+        "never comparable to the paper.",
+        "",
+    ]
+    header = (
+        "| model | metric | split | ours | paper | paper source | hardware | wall time (s) "
+        "| date | seed |"
+    )
+    for path in sorted(results_dir.glob("*.json")):
+        rows = read_results(path)
+        if not rows:
+            continue
+        lines += [f"## {path.stem}", ""]
+        for mode in ("full", "quick"):
+            mode_rows = [row for row in rows if row["mode"] == mode]
+            if not mode_rows:
+                continue
+            lines += [f"**{mode} run** — `{mode_rows[0]['command']}`", "", header]
+            lines.append("|" + "---|" * 10)
+            for row in mode_rows:
+                lines.append(
+                    f"| {row['model']} | {row['metric']} | {row['split']} "
+                    f"| {_format_number(row['value'])} | {_format_number(row['paper_value'])} "
+                    f"| {row['paper_source'] or '—'} | {row['hardware']} "
+                    f"| {row['wall_time_s']:.0f} | {row['date']} | {row['seed']} |"
+                )
+            lines.append("")
+        figures = sorted((results_dir.parent / "figures" / path.stem).glob("*.png"))
+        if figures:
+            lines.append(
+                "Figures: "
+                + ", ".join(f"[{f.name}](figures/{path.stem}/{f.name})" for f in figures)
+            )
+            lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Regenerate experiments/RESULTS.md.")
+    parser.add_argument("--results-dir", default="experiments/results")
+    parser.add_argument("--out", default="experiments/RESULTS.md")
+    args = parser.parse_args(argv)
+    atomic_write_text(args.out, render_markdown(args.results_dir))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

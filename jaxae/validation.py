@@ -1,0 +1,95 @@
+"""Input checks that name the argument, what was expected and what came (the chex habit).
+
+Shape, rank and dtype checks are free at trace time; value checks (NaN, range) need concrete
+arrays and are skipped silently for tracers, so call them before data enters ``jit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_array(
+    x,
+    name: str,
+    *,
+    rank: int | Sequence[int] | None = None,
+    last_dim: int | None = None,
+    floating: bool = False,
+    finite: bool = True,
+    value_range: tuple[float, float] | None = None,
+    nonempty: bool = True,
+) -> None:
+    """Raises ``TypeError``/``ValueError`` naming ``name`` if ``x`` is not as expected.
+
+    Args:
+      x: the array to check (NumPy, JAX or a tracer; value checks skip tracers).
+      name: the argument's name, used in the message.
+      rank: required number of dimensions (or a set of allowed ranks).
+      last_dim: required size of the last axis.
+      floating: require a floating dtype.
+      finite: reject NaN and inf (concrete arrays only).
+      value_range: inclusive ``(low, high)`` bounds on the values (concrete arrays only).
+      nonempty: reject arrays with zero elements.
+    """
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(f"{name}: expected an array, got {type(x).__name__}")
+    if rank is not None:
+        ranks = (rank,) if isinstance(rank, int) else tuple(rank)
+        if x.ndim not in ranks:
+            if isinstance(rank, range) and rank.step == 1:
+                want = f"{rank.start} to {rank.stop - 1}"
+            else:
+                want = " or ".join(str(r) for r in ranks)
+            raise ValueError(f"{name}: expected rank {want}, got shape {tuple(x.shape)}")
+    if last_dim is not None and (x.ndim == 0 or x.shape[-1] != last_dim):
+        raise ValueError(f"{name}: expected last dimension {last_dim}, got shape {tuple(x.shape)}")
+    if floating and not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{name}: expected a floating dtype, got {x.dtype}")
+    if nonempty and x.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {tuple(x.shape)}")
+    if not _is_concrete(x):
+        return
+    if finite and np.issubdtype(x.dtype, np.inexact):
+        values = np.asarray(x)
+        if not np.all(np.isfinite(values)):
+            bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            raise ValueError(f"{name}: expected finite values, found {bad} NaN/inf entries")
+    if value_range is not None and x.size:
+        low, high = value_range
+        values = np.asarray(x)
+        lo, hi = float(values.min()), float(values.max())
+        if lo < low or hi > high:
+            raise ValueError(
+                f"{name}: expected values in [{low}, {high}], got values in [{lo:g}, {hi:g}]"
+            )
+
+
+def check_same_shape(a, b, name_a: str, name_b: str) -> None:
+    """Raises ``ValueError`` unless ``a`` and ``b`` have the same shape."""
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(
+            f"{name_a} and {name_b}: expected the same shape, got {tuple(a.shape)} and "
+            f"{tuple(b.shape)}"
+        )
+
+
+def check_probability(value: float, name: str, *, open_interval: bool = False) -> None:
+    """Raises ``ValueError`` unless ``value`` lies in [0, 1] (or (0, 1) if ``open_interval``)."""
+    ok = 0.0 < value < 1.0 if open_interval else 0.0 <= value <= 1.0
+    if not ok:
+        interval = "(0, 1)" if open_interval else "[0, 1]"
+        raise ValueError(f"{name}: expected a value in {interval}, got {value}")
+
+
+def check_positive_int(value: int, name: str) -> None:
+    """Raises ``ValueError`` unless ``value`` is an integer ≥ 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")

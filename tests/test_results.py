@@ -1,0 +1,94 @@
+import json
+
+import pytest
+
+from jaxae import results
+
+
+def _row(mode="full", value=1.0, model="pca"):
+    return results.make_row(
+        experiment="exp",
+        model=model,
+        metric="err",
+        split="test",
+        value=value,
+        mode=mode,
+        seed=0,
+        wall_time_s=1.23,
+        paper_value=2.0,
+        paper_source="Paper 2006",
+        hardware="cpu",
+        date="2026-11-23",
+        command="python experiments/exp.py",
+    )
+
+
+def test_row_has_exactly_the_documented_keys():
+    assert tuple(_row()) == results.ROW_KEYS
+
+
+def test_quick_run_never_overwrites_full_rows(tmp_path):
+    results.write_results("exp", [_row("full", 1.0)], tmp_path)
+    results.write_results("exp", [_row("quick", 5.0)], tmp_path)
+    results.write_results("exp", [_row("quick", 6.0)], tmp_path)
+    rows = json.loads((tmp_path / "exp.json").read_text())
+    assert [(r["mode"], r["value"]) for r in rows] == [("full", 1.0), ("quick", 6.0)]
+    results.write_results("exp", [_row("full", 0.5)], tmp_path)
+    rows = results.read_results(tmp_path / "exp.json")
+    assert sorted((r["mode"], r["value"]) for r in rows) == [("full", 0.5), ("quick", 6.0)]
+
+
+def test_render_markdown_lists_ours_and_paper_side_by_side(tmp_path):
+    results.write_results("exp", [_row("full", 1.0), _row("full", 3.25, model="ae")], tmp_path)
+    results.write_results("exp", [_row("quick", 9.0)], tmp_path)
+    text = results.render_markdown(tmp_path)
+    assert "## exp" in text
+    assert "| ae | err | test | 3.25 | 2 | Paper 2006 | cpu | 1 | 2026-11-23 | 0 |" in text
+    assert text.index("**full run**") < text.index("**quick run**")
+
+
+def test_bad_rows_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="mode: expected one of"):
+        results.make_row(
+            experiment="e",
+            model="m",
+            metric="x",
+            split="t",
+            value=1,
+            mode="fast",
+            seed=0,
+            wall_time_s=1,
+        )
+    with pytest.raises(ValueError, match="value: expected a number for m/x, got NaN"):
+        results.make_row(
+            experiment="e",
+            model="m",
+            metric="x",
+            split="t",
+            value=float("nan"),
+            mode="full",
+            seed=0,
+            wall_time_s=1,
+        )
+    row = _row()
+    del row["seed"]
+    with pytest.raises(ValueError, match="row keys differ from ROW_KEYS"):
+        results.write_results("exp", [row], tmp_path)
+    with pytest.raises(ValueError, match="experiment 'exp' != 'other'"):
+        results.write_results("other", [_row()], tmp_path)
+    with pytest.raises(ValueError, match="single mode per write"):
+        results.write_results("exp", [_row("full"), _row("quick")], tmp_path)
+
+
+def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
+    results.write_results("exp", [_row("full", 1.0)], tmp_path)
+    before = (tmp_path / "exp.json").read_text()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.json, "dumps", boom)
+    with pytest.raises(OSError, match="disk full"):
+        results.write_results("exp", [_row("full", 2.0)], tmp_path)
+    assert (tmp_path / "exp.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["exp.json"]

@@ -1,0 +1,234 @@
+import functools
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxae
+
+
+def _digits():
+    return jaxae.data.load("digits", "train").flat
+
+
+def _linear_loss(model, params, batch, key):
+    del key
+    return jaxae.squared_error(model.reconstruct(params, batch), batch).mean()
+
+
+def _fit(x, epochs, **kwargs):
+    model = jaxae.MLPAutoencoder((64, 8), activation="linear", output_activation="linear")
+    kwargs.setdefault("key", jax.random.key(1))
+    return jaxae.fit(
+        model.init(jax.random.key(0)),
+        x,
+        loss_fn=functools.partial(_linear_loss, model),
+        optimizer=optax.adam(1e-2),
+        epochs=epochs,
+        batch_size=64,
+        progress=False,
+        **kwargs,
+    )
+
+
+def test_fit_reduces_loss_and_returns_history():
+    x = _digits()
+    result = _fit(x, 5, eval_fn=lambda p: {"eval": 1.0})
+    losses = [row["loss"] for row in result.history]
+    assert len(result.history) == 5 and losses[-1] < 0.5 * losses[0]
+    assert int(result.state.step) == 5 * (len(x) // 64)
+    assert all(row["eval"] == 1.0 for row in result.history)
+
+
+def test_same_key_same_result_and_other_key_differs():
+    x = _digits()
+    a, b = _fit(x, 2), _fit(x, 2)
+    c = _fit(x, 2, key=jax.random.key(2))
+    jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+    assert not np.allclose(a.params["encoder"][0]["w"], c.params["encoder"][0]["w"])
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
+    x = _digits()
+    uninterrupted = _fit(x, 4)
+    _fit(x, 2, checkpoint_dir=tmp_path / "ckpt")  # stops after epoch index 1
+    resumed = _fit(x, 4, checkpoint_dir=tmp_path / "ckpt")
+    jax.tree.map(np.testing.assert_array_equal, uninterrupted.params, resumed.params)
+    jax.tree.map(
+        np.testing.assert_array_equal, uninterrupted.state.opt_state, resumed.state.opt_state
+    )
+    assert [row["epoch"] for row in resumed.history] == [0, 1, 2, 3]
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import functools, os, signal, sys
+    import jax, optax
+    sys.path.insert(0, {tests!r})
+    import jaxae, test_train
+
+    x = test_train._digits()
+    model = jaxae.MLPAutoencoder((64, 8), activation="linear", output_activation="linear")
+    calls = []
+
+    def die_at_third_epoch(params):
+        calls.append(1)
+        if len(calls) == 3:  # epochs 0 and 1 are checkpointed; die inside epoch 2
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {{}}
+
+    jaxae.fit(model.init(jax.random.key(0)), x, loss_fn=functools.partial(test_train._linear_loss, model),
+              optimizer=optax.adam(1e-2), epochs=4, batch_size=64, progress=False,
+              key=jax.random.key(1), checkpoint_dir={ckpt!r}, eval_fn=die_at_third_epoch)
+    """
+)
+
+
+def test_killed_run_resumes_to_the_uninterrupted_parameters(tmp_path):
+    ckpt = str(tmp_path / "ckpt")
+    script = KILLED_RUN.format(tests=os.path.dirname(__file__), ckpt=ckpt)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    x = _digits()
+    resumed = _fit(x, 4, checkpoint_dir=ckpt)
+    uninterrupted = _fit(x, 4)
+    jax.tree.map(np.testing.assert_array_equal, uninterrupted.params, resumed.params)
+
+
+def test_non_finite_loss_stops_with_last_good_state():
+    x = jnp.ones((32, 1))
+
+    def loss_fn(params, batch, key):
+        del key
+        loss = jnp.mean(jnp.square(params["w"] - 10.0) * batch[:, 0])
+        return jnp.where(params["w"] > 5.0, jnp.nan, loss)
+
+    with pytest.raises(
+        jaxae.NonFiniteError, match=r"non-finite loss or gradient at step 5 \(epoch 0\)"
+    ) as info:
+        jaxae.fit(
+            {"w": jnp.array(0.0)},
+            x,
+            loss_fn=loss_fn,
+            optimizer=optax.sgd(0.1),
+            key=jax.random.key(0),
+            epochs=3,
+            batch_size=4,
+            progress=False,
+        )
+    state = info.value.state
+    # w: 0 -> 2 -> 3.6 -> 4.88 -> 5.904; the loss at 5.904 is NaN, so that state is the last good one.
+    np.testing.assert_allclose(state.params["w"], 5.904, rtol=1e-5)
+    assert int(state.step) == 4
+    assert info.value.epoch == 0
+
+
+def test_training_step_compiles_once():
+    x = _digits()
+    traces = []
+
+    def loss_fn(params, batch, key):
+        traces.append(1)
+        return jnp.mean(jnp.sum((batch @ params["w"]) ** 2, axis=1))
+
+    kwargs = dict(
+        loss_fn=loss_fn,
+        optimizer=optax.sgd(1e-3),
+        key=jax.random.key(0),
+        epochs=3,
+        batch_size=100,
+        progress=False,
+    )
+    jaxae.fit({"w": jnp.zeros((64, 2))}, x, **kwargs)
+    assert len(traces) == 1  # one trace of the step for all epochs
+    traces.clear()
+    jaxae.fit({"w": jnp.zeros((64, 2))}, x, remainder="keep", **kwargs)
+    assert len(traces) == 2  # plus one for the smaller last batch
+
+
+def test_remainder_keep_sees_every_example_once_per_epoch():
+    seen = []
+    x = jnp.arange(10.0)[:, None]
+
+    def grad_fn(params, batch, key):
+        jax.debug.callback(lambda b: seen.append(np.asarray(b)), batch[:, 0])
+        return jax.tree.map(jnp.zeros_like, params), {}
+
+    jaxae.fit(
+        {"w": jnp.zeros(())},
+        x,
+        grad_fn=grad_fn,
+        optimizer=optax.sgd(0.1),
+        epochs=1,
+        batch_size=4,
+        remainder="keep",
+        key=jax.random.key(0),
+        progress=False,
+    )
+    assert sorted(np.concatenate(seen).tolist()) == list(range(10))
+    assert [len(b) for b in seen] == [4, 4, 2]
+
+
+def test_stateful_gradient_estimator_threads_aux():
+    def grad_fn(params, aux, batch, key):
+        return jax.tree.map(jnp.zeros_like, params), aux + batch.shape[0], {"aux": aux}
+
+    result = jaxae.fit(
+        {"w": jnp.zeros(())},
+        jnp.ones((12, 1)),
+        grad_fn=grad_fn,
+        aux=jnp.array(0),
+        optimizer=optax.sgd(0.1),
+        epochs=2,
+        batch_size=4,
+        key=jax.random.key(0),
+        progress=False,
+    )
+    assert int(result.state.aux) == 24
+    assert result.history[1]["aux"] == pytest.approx(16.0)  # mean of 12, 16, 20
+
+
+def test_per_example_mean_includes_the_remainder():
+    x = np.arange(25, dtype=np.float32).reshape(25, 1)
+    got = jaxae.per_example_mean(lambda p, b: p * b[:, 0], 2.0, x, batch_size=10)
+    assert got == pytest.approx(2.0 * x.mean())
+
+
+@pytest.mark.parametrize(
+    "data, kwargs, error, match",
+    [
+        (
+            np.ones((10, 2), np.float32),
+            {"grad_fn": lambda p, b, k: (p, {})},
+            ValueError,
+            "exactly one of",
+        ),
+        (np.ones((0, 2), np.float32), {}, ValueError, "expected at least one example, got 0"),
+        ({"x": np.ones((10, 2)), "y": np.ones(9)}, {}, ValueError, "one shared leading dimension"),
+        (np.full((10, 2), np.nan, np.float32), {}, ValueError, "data: expected finite values"),
+        (np.ones((10, 2), np.float32), {"batch_size": 11}, ValueError, "batch_size"),
+        (
+            np.ones((10, 2), np.float32),
+            {"epochs": 0},
+            ValueError,
+            "epochs: expected a positive integer",
+        ),
+    ],
+)
+def test_bad_inputs(data, kwargs, error, match):
+    kwargs = {"loss_fn": lambda p, b, k: jnp.sum(p), "batch_size": 5, "epochs": 1, **kwargs}
+    with pytest.raises(error, match=match):
+        jaxae.fit(
+            jnp.zeros(()),
+            data,
+            optimizer=optax.sgd(0.1),
+            key=jax.random.key(0),
+            progress=False,
+            **kwargs,
+        )
