@@ -19,7 +19,10 @@ def _numpy_forward(params, x, activation, tied):
         h = h @ w + b
         h = h if i == len(enc) - 1 else act(h)  # linear code layer
     if tied:
-        dec = [(w.T, np.asarray(p["b"])) for (w, _), p in zip(enc[::-1], params["decoder"])]
+        dec = [
+            (w.T, np.asarray(p["b"]))
+            for (w, _), p in zip(enc[::-1], params["decoder"], strict=True)
+        ]
     else:
         dec = [(np.asarray(p["w"]), np.asarray(p["b"])) for p in params["decoder"]]
     for i, (w, b) in enumerate(dec):

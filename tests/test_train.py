@@ -83,7 +83,8 @@ KILLED_RUN = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
         return {{}}
 
-    jaxae.fit(model.init(jax.random.key(0)), x, loss_fn=functools.partial(test_train._linear_loss, model),
+    loss_fn = functools.partial(test_train._linear_loss, model)
+    jaxae.fit(model.init(jax.random.key(0)), x, loss_fn=loss_fn,
               optimizer=optax.adam(1e-2), epochs=4, batch_size=64, progress=False,
               key=jax.random.key(1), checkpoint_dir={ckpt!r}, eval_fn=die_at_third_epoch)
     """
@@ -123,7 +124,7 @@ def test_non_finite_loss_stops_with_last_good_state():
             progress=False,
         )
     state = info.value.state
-    # w: 0 -> 2 -> 3.6 -> 4.88 -> 5.904; the loss at 5.904 is NaN, so that state is the last good one.
+    # w: 0 -> 2 -> 3.6 -> 4.88 -> 5.904; the loss at 5.904 is NaN: that state is the last good one.
     np.testing.assert_allclose(state.params["w"], 5.904, rtol=1e-5)
     assert int(state.step) == 4
     assert info.value.epoch == 0

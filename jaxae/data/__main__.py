@@ -1,0 +1,7 @@
+"""``python -m jaxae.data fetch NAME``: fetch and verify a dataset; ``info NAME``: its shapes."""
+
+import sys
+
+from jaxae.data import main
+
+sys.exit(main())
