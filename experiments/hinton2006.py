@@ -1,0 +1,285 @@
+"""Hinton & Salakhutdinov (2006), Reducing the Dimensionality of Data with Neural Networks.
+
+A 784-1000-500-250-30 autoencoder on MNIST: RBMs pretrained greedily by CD-1, unrolled, then
+fine-tuned on the reconstruction cross-entropy. Reported beside the same architecture trained
+from a random initialisation with the same fine-tuning budget, and PCA-30. Metric: squared
+error summed over the 784 pixels, averaged over the 10,000 test images.
+
+    python experiments/hinton2006.py                 # full run: train on 60k, report test
+    python experiments/hinton2006.py --validation    # model selection: 50k train, 10k held out
+    python experiments/hinton2006.py --quick         # CI smoke run (subset, few epochs)
+    python experiments/hinton2006.py --set finetune_lr=2e-3 --set finetune_epochs=80
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+import time
+
+import jax
+import numpy as np
+import optax
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+
+import jaxae
+from experiments.runner import Run, apply_overrides, parse_args
+from jaxae.models.deep import PretrainConfig, greedy_pretrain, propagate, unroll
+
+PAPER = "Hinton & Salakhutdinov 2006, Science, Fig. 2 / text"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Defaults: the paper's architecture and RBM recipe; fine-tuning chosen on validation."""
+
+    sizes: tuple[int, ...] = (784, 1000, 500, 250, 30)
+    pretrain_epochs: int = 20
+    pretrain_batch_size: int = 100
+    finetune_epochs: int = 60
+    finetune_batch_size: int = 128
+    finetune_lr: float = 1e-3
+    finetune_warmup_epochs: int = 0
+    finetune_weight_decay: float = 0.0
+    random_init_baseline: bool = True
+    codes_2d: bool = True  # the paper's Fig. 3: a 784-1000-500-250-2 autoencoder
+    codes_2d_finetune_epochs: int = 20
+    train_examples: int | None = None  # None: all
+    test_examples: int | None = None
+
+
+QUICK = dataclasses.replace(
+    Config(),
+    pretrain_epochs=3,
+    finetune_epochs=8,
+    codes_2d_finetune_epochs=3,
+    train_examples=6_000,
+    test_examples=1_000,
+)
+
+
+def cross_entropy_loss(model: jaxae.MLPAutoencoder, params, batch, key):
+    """Batch mean of the summed pixel cross-entropy: the paper's fine-tuning objective."""
+    del key
+    logits = model.reconstruct(params, batch, logits=True)
+    return jaxae.sigmoid_cross_entropy(logits, batch).mean()
+
+
+def finetune_optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam with a (warmup +) cosine-decayed learning rate, optional decoupled weight decay."""
+    total = config.finetune_epochs * steps_per_epoch
+    warmup = config.finetune_warmup_epochs * steps_per_epoch
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0 if warmup else config.finetune_lr, config.finetune_lr, warmup, total
+    )
+    return optax.adamw(schedule, weight_decay=config.finetune_weight_decay)
+
+
+def finetune(model, params, x, *, config: Config, epochs: int, key, progress: bool, desc: str):
+    steps_per_epoch = len(x) // config.finetune_batch_size
+    config = dataclasses.replace(config, finetune_epochs=epochs)
+    return jaxae.fit(
+        params,
+        x,
+        loss_fn=functools.partial(cross_entropy_loss, model),
+        optimizer=finetune_optimizer(config, steps_per_epoch),
+        key=key,
+        epochs=epochs,
+        batch_size=config.finetune_batch_size,
+        progress=progress,
+        desc=desc,
+    ).params
+
+
+def reconstruction_error(model, params, x) -> float:
+    """Squared error summed over pixels, averaged over images (the paper's metric)."""
+
+    def per_example(p, batch):
+        return jaxae.squared_error(model.reconstruct(p, batch), batch)
+
+    return jaxae.per_example_mean(per_example, params, x)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(__doc__.splitlines()[0], argv, validation=True)
+    config = apply_overrides(QUICK if args.quick else Config(), args.set)
+    name = "hinton2006_validation" if args.validation else "hinton2006"
+    run = Run(name, args, config)
+    progress = not args.no_progress
+    key = jax.random.key(args.seed)
+
+    split = "validation" if args.validation else "test"
+    train_split, eval_split = (
+        ("train[:50000]", "train[50000:]") if args.validation else ("train", "test")
+    )
+    x_train = jaxae.data.load("mnist", train_split).flat[: config.train_examples]
+    evaluation = jaxae.data.load("mnist", eval_split)
+    x_eval = evaluation.flat[: config.test_examples]
+    y_eval = evaluation.labels[: config.test_examples]
+    run.log.info("train %s, %s %s", x_train.shape, split, x_eval.shape)
+
+    pca = jaxae.fit_pca(x_train, 30)
+    pca_recon = jaxae.pca_decode(pca, jaxae.pca_encode(pca, x_eval))
+    pca_error = float(jaxae.squared_error(pca_recon, x_eval).mean())
+    run.record(
+        "pca-30",
+        "squared error per image",
+        pca_error,
+        split=split,
+        paper_value=13.87,
+        paper_source=PAPER,
+    )
+
+    key, pretrain_key, finetune_key, random_key, key_2d = jax.random.split(key, 5)
+    random_init_key, random_finetune_key = jax.random.split(random_key)
+    pretrain = PretrainConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
+    start = time.perf_counter()
+    stack = greedy_pretrain(
+        x_train, config.sizes, key=pretrain_key, config=pretrain, progress=progress
+    )
+    pretrain_s = time.perf_counter() - start
+    model, params = unroll(stack)
+    run.record(
+        "deep AE, pretrained only",
+        "squared error per image",
+        reconstruction_error(model, params, x_eval),
+        split=split,
+    )
+
+    start = time.perf_counter()
+    tuned = finetune(
+        model,
+        params,
+        x_train,
+        config=config,
+        epochs=config.finetune_epochs,
+        key=finetune_key,
+        progress=progress,
+        desc="fine-tune",
+    )
+    finetune_s = time.perf_counter() - start
+    deep_error = reconstruction_error(model, tuned, x_eval)
+    run.record(
+        "deep AE, pretrained + fine-tuned",
+        "squared error per image",
+        deep_error,
+        split=split,
+        paper_value=3.00,
+        paper_source=PAPER,
+    )
+    run.record(
+        "deep AE, pretrained + fine-tuned",
+        "training wall time (s)",
+        pretrain_s + finetune_s,
+        split="train",
+    )
+    run.log.info("pretraining %.0f s, fine-tuning %.0f s", pretrain_s, finetune_s)
+
+    if config.random_init_baseline:
+        random_tuned = finetune(
+            model,
+            model.init(random_init_key),
+            x_train,
+            config=config,
+            epochs=config.finetune_epochs,
+            key=random_finetune_key,
+            progress=progress,
+            desc="random init",
+        )
+        run.record(
+            "deep AE, random init (same fine-tuning)",
+            "squared error per image",
+            reconstruction_error(model, random_tuned, x_eval),
+            split=split,
+        )
+
+    plot_reconstructions(run, x_eval[:10], model.reconstruct(tuned, x_eval[:10]), pca_recon[:10])
+    if config.codes_2d:
+        codes_2d(
+            run,
+            stack,
+            x_train,
+            x_eval,
+            y_eval,
+            config=config,
+            key=key_2d,
+            progress=progress,
+            split=split,
+        )
+    run.finish()
+    return run.metrics
+
+
+def codes_2d(run: Run, stack, x_train, x_eval, y_eval, *, config, key, progress, split):
+    """The paper's Fig. 3: a 784-1000-500-250-2 autoencoder's codes beside PCA-2.
+
+    The three lower RBMs are the ones already pretrained (greedy pretraining would train the same
+    layers again); only the 250-2 top layer is new.
+    """
+    pretrain_key, finetune_key = jax.random.split(key)
+    below = propagate(stack[:-1], x_train)
+    pretrain = PretrainConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
+    top = greedy_pretrain(
+        below, (below.shape[1], 2), key=pretrain_key, config=pretrain, progress=progress
+    )
+    model, params = unroll(list(stack[:-1]) + top)
+    tuned = finetune(
+        model,
+        params,
+        x_train,
+        config=config,
+        epochs=config.codes_2d_finetune_epochs,
+        key=finetune_key,
+        progress=progress,
+        desc="fine-tune 2-D",
+    )
+    run.record(
+        "deep AE 784-1000-500-250-2",
+        "squared error per image",
+        reconstruction_error(model, tuned, x_eval),
+        split=split,
+    )
+    n = min(len(x_eval), 5000)
+    pca = jaxae.fit_pca(x_train, 2)
+    panels = {
+        "PCA-2": np.asarray(jaxae.pca_encode(pca, x_eval[:n])),
+        "autoencoder, 2-D code": np.asarray(model.encode(tuned, x_eval[:n])),
+    }
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, (title, points) in zip(axes, panels.items(), strict=True):
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=y_eval[:n], cmap="tab10", s=3, alpha=0.7)
+        ax.set_title(f"{title} ({n} {split} digits)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(scatter, ax=axes, ticks=range(10), label="digit")
+    run.save_figure(fig, "codes_2d.png")
+
+
+def plot_reconstructions(run: Run, originals, deep, pca) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = {"digits": originals, "deep AE-30": deep, "PCA-30": pca}
+    fig, axes = plt.subplots(3, len(originals), figsize=(len(originals), 3.3))
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(len(originals)):
+            axes[r, c].imshow(np.clip(np.asarray(images[c]).reshape(28, 28), 0, 1), cmap="gray")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    run.save_figure(fig, "reconstructions.png")
+
+
+if __name__ == "__main__":
+    main()
