@@ -53,10 +53,10 @@ class Config:
 
 QUICK = dataclasses.replace(
     Config(),
-    pretrain_epochs=3,
-    finetune_epochs=8,
+    pretrain_epochs=6,
+    finetune_epochs=10,
     codes_2d_finetune_epochs=3,
-    train_examples=6_000,
+    train_examples=10_000,
     test_examples=1_000,
 )
 
