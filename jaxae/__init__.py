@@ -1,6 +1,6 @@
 """jaxae: autoencoders and restricted Boltzmann machines as pure JAX functions."""
 
-from jaxae import data, losses, pca, rbm, results
+from jaxae import data, losses, pca, rbm
 from jaxae.losses import sigmoid_cross_entropy, softmax_cross_entropy, squared_error
 from jaxae.models.deep import PretrainConfig, RBMLayer, greedy_pretrain, propagate, unroll
 from jaxae.models.mlp import MLPAutoencoder, untie
@@ -49,7 +49,6 @@ __all__ = [
     "principal_components_from_decoder",
     "propagate",
     "rbm",
-    "results",
     "sigmoid_cross_entropy",
     "softmax_cross_entropy",
     "squared_error",

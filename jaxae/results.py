@@ -161,6 +161,11 @@ def write_results(
     return path
 
 
+def _cell(text: str) -> str:
+    """A Markdown table cell: pipes escaped so a metric like ``|cos|`` keeps the columns."""
+    return str(text).replace("|", "\\|")
+
+
 def _format_number(value: float | None) -> str:
     if value is None:
         return "—"
@@ -195,9 +200,9 @@ def render_markdown(results_dir: str | os.PathLike) -> str:
             lines.append("|" + "---|" * 10)
             for row in mode_rows:
                 lines.append(
-                    f"| {row['model']} | {row['metric']} | {row['split']} "
+                    f"| {_cell(row['model'])} | {_cell(row['metric'])} | {row['split']} "
                     f"| {_format_number(row['value'])} | {_format_number(row['paper_value'])} "
-                    f"| {row['paper_source'] or '—'} | {row['hardware']} "
+                    f"| {_cell(row['paper_source'] or '—')} | {row['hardware']} "
                     f"| {row['wall_time_s']:.0f} | {row['date']} | {row['seed']} |"
                 )
             lines.append("")

@@ -92,3 +92,37 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
         results.write_results("exp", [_row("full", 2.0)], tmp_path)
     assert (tmp_path / "exp.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["exp.json"]
+
+
+def test_pipes_in_cells_do_not_break_the_table(tmp_path):
+    row = _row()
+    row["metric"] = "min |cos| vs PCA"
+    results.write_results("exp", [row], tmp_path)
+    table_rows = [line for line in results.render_markdown(tmp_path).splitlines() if "cos" in line]
+    assert table_rows == [table_rows[0]] and "min \\|cos\\| vs PCA" in table_rows[0]
+    assert table_rows[0].count("|") - table_rows[0].count("\\|") == 11  # ten columns
+
+
+def test_cli_regenerates_the_markdown_without_warnings(tmp_path):
+    import subprocess
+    import sys
+
+    results.write_results("exp", [_row()], tmp_path)
+    out = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-m",
+            "jaxae.results",
+            "--results-dir",
+            str(tmp_path),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == results.render_markdown(tmp_path)
