@@ -1,6 +1,6 @@
 """jaxae: autoencoders and restricted Boltzmann machines as pure JAX functions."""
 
-from jaxae import data, losses, pca, rbm
+from jaxae import data, losses, parallel, pca, rbm
 from jaxae.losses import sigmoid_cross_entropy, softmax_cross_entropy, squared_error
 from jaxae.models.deep import PretrainConfig, RBMLayer, greedy_pretrain, propagate, unroll
 from jaxae.models.mlp import MLPAutoencoder, untie
@@ -41,6 +41,7 @@ __all__ = [
     "init_train_state",
     "losses",
     "make_train_step",
+    "parallel",
     "pca",
     "pca_decode",
     "pca_encode",

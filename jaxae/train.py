@@ -9,6 +9,9 @@ Per epoch the data stays on device, the batch indices are drawn from the epoch's
 jit-compiled ``lax.scan`` runs every step; the host sees the metrics once per epoch (progress bar,
 NaN check, evaluation hook, checkpoint). Keys are derived as ``fold_in(key, epoch)``, so a run
 resumed from the checkpoint of epoch ``k`` continues exactly as an uninterrupted run would.
+
+With ``mesh=`` or ``devices=`` the same loop runs data-parallel: the step becomes a per-device
+step (:mod:`jaxae.parallel`) and each epoch's scan runs inside one jitted ``shard_map``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -148,31 +151,41 @@ def make_train_step(
     return step
 
 
-def _epoch_fn(step: Callable):
-    """Jitted ``(state, data, indices [n, batch], key) -> (state, metrics [n], first_bad)``.
+def _guarded_scan(step: Callable, state: TrainState, xs, batch_and_key: Callable):
+    """``lax.scan`` of ``step`` over ``xs`` (leading axis: steps) that stops at the first bad step.
 
-    A step whose update is non-finite is discarded, and so is every later step of the epoch, so
-    the returned state is the last good one.
+    ``batch_and_key(x) -> (batch, key)`` turns one step's slice of ``xs`` into the step's inputs.
+    A step whose update is non-finite is discarded, and so is every later step of the scan, so the
+    returned state is the last good one. Returns ``(state, metrics [n], first_bad)``, ``first_bad``
+    the step count at the first non-finite update, or -1. The single-device epoch and the
+    per-device epoch of :mod:`jaxae.parallel` both run this scan.
     """
+
+    def body(carry, x):
+        state, bad_step = carry
+        batch, step_key = batch_and_key(x)
+        new_state, metrics = step(state, batch, step_key)
+        ok = metrics["finite"] & (bad_step < 0)
+        state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, state)
+        bad_step = jnp.where((bad_step < 0) & ~metrics["finite"], state.step, bad_step)
+        return (state, bad_step), metrics
+
+    (state, bad_step), metrics = jax.lax.scan(body, (state, jnp.array(-1, jnp.int32)), xs)
+    return state, metrics, bad_step
+
+
+def _epoch_fn(step: Callable):
+    """Jitted ``(state, data, indices [n, batch], key) -> (state, metrics [n], first_bad)``."""
 
     @jax.jit
     def run_epoch(state, data, indices, key):
         keys = jax.random.split(key, indices.shape[0])
 
-        def body(carry, inputs):
-            state, bad_step = carry
-            idx, step_key = inputs
-            batch = jax.tree.map(lambda a: a[idx], data)
-            new_state, metrics = step(state, batch, step_key)
-            ok = metrics["finite"] & (bad_step < 0)
-            state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, state)
-            bad_step = jnp.where((bad_step < 0) & ~metrics["finite"], state.step, bad_step)
-            return (state, bad_step), metrics
+        def batch_and_key(x):
+            idx, step_key = x
+            return jax.tree.map(lambda a: a[idx], data), step_key
 
-        (state, bad_step), metrics = jax.lax.scan(
-            body, (state, jnp.array(-1, jnp.int32)), (indices, keys)
-        )
-        return state, metrics, bad_step
+        return _guarded_scan(step, state, (indices, keys), batch_and_key)
 
     return run_epoch
 
@@ -193,10 +206,20 @@ def _num_examples(data) -> int:
 
 def _check_finite_data(data) -> None:
     for path, x in jax.tree_util.tree_leaves_with_path(data):
-        x = np.asarray(x)
-        if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            # A multi-host global array: reduce on the devices, fetch one bool.
+            finite = not jnp.issubdtype(x.dtype, jnp.inexact) or bool(_all_finite_jit(x))
+        else:
+            x = np.asarray(x)
+            finite = not np.issubdtype(x.dtype, np.inexact) or bool(np.all(np.isfinite(x)))
+        if not finite:
             name = "data" + jax.tree_util.keystr(path)
             raise ValueError(f"{name}: expected finite values, found NaN/inf entries")
+
+
+@jax.jit
+def _all_finite_jit(x) -> Array:
+    return jnp.all(jnp.isfinite(x))
 
 
 class _Checkpointer:
@@ -277,6 +300,9 @@ def fit(
     max_checkpoints: int = 2,
     progress: bool = True,
     desc: str = "train",
+    mesh: jax.sharding.Mesh | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
+    example_keys: bool = False,
 ) -> FitResult:
     """Trains ``params`` on ``data`` for ``epochs`` epochs of shuffled mini-batches.
 
@@ -301,9 +327,23 @@ def fit(
       eval_every: see ``eval_fn``.
       checkpoint_dir: if given, the state is saved there after every epoch, and a run that finds
         a checkpoint there resumes from it (same key, same data: same result as uninterrupted).
+        The checkpoint holds global arrays: a data-parallel run can resume on another number of
+        devices, or without a mesh.
       max_checkpoints: how many epoch checkpoints to keep.
       progress: show a tqdm bar with the running loss.
       desc: the bar's label.
+      mesh: a 1-D device mesh (``jaxae.parallel.data_mesh()``): train data-parallel over its
+        devices — each global batch split over them, parameters and optimizer state replicated,
+        gradients and metrics averaged (``lax.pmean``), each device with its own noise stream
+        ``fold_in(step_key, device_index)``; a stateful ``aux`` (PCD chains) is split over them
+        too. The epoch runs in one jitted ``shard_map``; see :mod:`jaxae.parallel`.
+        ``batch_size`` is the global batch and must be divisible by the number of devices.
+      devices: instead of ``mesh``: the number of devices (the first ``n`` of ``jax.devices()``)
+        or a list of devices.
+      example_keys: draw each example's noise from ``fold_in(step_key, index of the example in
+        data)`` and apply ``loss_fn`` / ``grad_fn`` one example at a time: results no longer
+        depend on the device count (up to float rounding). Runs the data-parallel path (on one
+        device if neither ``mesh`` nor ``devices`` is given); not with a stateful ``aux``.
 
     Returns:
       :class:`FitResult` with the final state and one history row per epoch (mean metrics over the
@@ -311,6 +351,7 @@ def fit(
 
     Raises:
       NonFiniteError: a step produced NaN/inf; it carries the last finite state.
+      ValueError: bad arguments, e.g. a ``batch_size`` the device count does not divide.
     """
     if (loss_fn is None) == (grad_fn is None):
         raise ValueError("fit: pass exactly one of loss_fn and grad_fn")
@@ -323,13 +364,40 @@ def fit(
     batch_indices(jax.random.key(0), num_examples, batch_size, remainder=remainder)
 
     stateful = grad_fn is not None and aux is not None
-    if grad_fn is None:
-        grad_fn = gradients_of_loss(loss_fn, has_aux=has_aux)
-    step = make_train_step(grad_fn, optimizer, stateful=stateful)
-    run_epoch = _epoch_fn(step)
-    run_rest = _epoch_fn(step) if remainder == "keep" else None
-    data = jax.device_put(data)
-    state = init_train_state(params, optimizer, aux)
+    if mesh is not None or devices is not None or example_keys:
+        # The data-parallel path: the same loop, with a per-device step in a shard_map'd epoch.
+        from jaxae import parallel  # parallel builds on this module
+
+        mesh, axis_name, num_devices = parallel.resolve_mesh(mesh, devices)
+        parallel.check_divisible(batch_size, num_devices)
+        if remainder == "keep" and num_examples % batch_size:
+            parallel.check_divisible(
+                num_examples % batch_size, num_devices, name="remainder='keep': the last batch"
+            )
+        step = parallel.data_parallel_step(
+            optimizer,
+            loss_fn=loss_fn,
+            has_aux=has_aux,
+            grad_fn=grad_fn,
+            stateful=stateful,
+            axis_name=axis_name,
+            example_keys=example_keys,
+        )
+        run_epoch = run_rest = parallel.sharded_epoch_fn(
+            step, mesh, stateful=stateful, example_keys=example_keys
+        )
+        data = parallel.shard_data(data, mesh)
+        state = parallel.place_state(
+            init_train_state(params, optimizer, aux), mesh, stateful=stateful
+        )
+    else:
+        if grad_fn is None:
+            grad_fn = gradients_of_loss(loss_fn, has_aux=has_aux)
+        step = make_train_step(grad_fn, optimizer, stateful=stateful)
+        run_epoch = _epoch_fn(step)
+        run_rest = _epoch_fn(step) if remainder == "keep" else None
+        data = jax.device_put(data)
+        state = init_train_state(params, optimizer, aux)
     history: list[dict[str, float]] = []
 
     checkpointer = _Checkpointer(checkpoint_dir, max_checkpoints) if checkpoint_dir else None
