@@ -642,6 +642,9 @@ def render(results: dict) -> str:
         + (" — **QUICK smoke run: shapes shrunk, do not cite**" if results["quick"] else "")
         + ".",
         "",
+        "Data-parallel scaling over 1, 2, 4 and 8 devices is reported in "
+        "[scaling.md](scaling.md) (`python benchmarks/scaling.py`).",
+        "",
         "## Machine",
         "",
         f"- CPU: {m['cpu']}; {m['cpu_count']} logical cores ({m['affinity']} usable)",
