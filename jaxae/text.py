@@ -25,6 +25,7 @@ References:
 from __future__ import annotations
 
 import collections
+import functools
 import re
 from collections.abc import Collection, Sequence
 from typing import NamedTuple
@@ -36,7 +37,7 @@ import scipy.sparse
 from jaxae.validation import check_array, check_positive_int
 
 __all__ = [
-    "ENGLISH_STOP_WORDS",
+    "ENGLISH_STOP_WORDS",  # noqa: F822 (provided lazily by the module __getattr__)
     "LSA",
     "build_vocabulary",
     "count_vectors",
@@ -48,14 +49,21 @@ __all__ = [
 ]
 
 
-def _sklearn_stop_words() -> frozenset[str]:
+@functools.cache
+def _english_stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS as words
 
     return frozenset(words)
 
 
-#: scikit-learn's English stop list (318 words, from the Glasgow Information Retrieval Group).
-ENGLISH_STOP_WORDS: frozenset[str] = _sklearn_stop_words()
+def __getattr__(name: str):
+    # ENGLISH_STOP_WORDS, scikit-learn's English stop list (318 words, from the Glasgow
+    # Information Retrieval Group), is read on first use: importing sklearn takes a second or
+    # two, which `import jaxae` should not pay.
+    if name == "ENGLISH_STOP_WORDS":
+        return _english_stop_words()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Runs of letters (any script); digits, underscores and punctuation separate words.
 _WORD = re.compile(r"[^\W\d_]+")
@@ -64,7 +72,7 @@ _WORD = re.compile(r"[^\W\d_]+")
 def tokenize(
     document: str,
     *,
-    stop_words: Collection[str] = ENGLISH_STOP_WORDS,
+    stop_words: Collection[str] | None = None,
     min_length: int = 2,
 ) -> list[str]:
     """Lower-cased words of ``document``, stop words and words shorter than ``min_length`` removed.
@@ -74,7 +82,8 @@ def tokenize(
 
     Args:
       document: the text.
-      stop_words: words to drop (compared after lower-casing); ``()`` keeps every word.
+      stop_words: words to drop (compared after lower-casing); ``None``: scikit-learn's English
+        stop list, ``jaxae.text.ENGLISH_STOP_WORDS`` (318 words); ``()`` keeps every word.
       min_length: the shortest word kept, in characters.
 
     Returns:
@@ -83,6 +92,8 @@ def tokenize(
     if not isinstance(document, str):
         raise TypeError(f"document: expected a str, got {type(document).__name__}")
     check_positive_int(min_length, "min_length")
+    if stop_words is None:
+        stop_words = _english_stop_words()
     return [
         w for w in _WORD.findall(document.lower()) if len(w) >= min_length and w not in stop_words
     ]
