@@ -149,3 +149,31 @@ def test_optax_sgd_with_rbm_gradients_matches_the_recipe_update():
     new = optax.apply_updates(params, updates)
     np.testing.assert_allclose(new.w, params.w - 0.1 * (grads.w + 2e-4 * params.w), rtol=1e-6)
     np.testing.assert_allclose(new.b_hidden, params.b_hidden - 0.1 * grads.b_hidden, rtol=1e-6)
+
+
+def test_unroll_softmax_bottom_folds_the_length_scaled_bias_into_the_weights():
+    stack = _random_stack((10, 6, 4), top_hidden="bernoulli", seed=2)
+    spec0 = rbm.RBMSpec(10, 6, visible="softmax")
+    stack[0] = RBMLayer(spec0, stack[0].params, [])
+    model, params = jaxae.unroll(stack)
+    assert model.output_activation == "softmax" and model.code_activation == "sigmoid"
+    # Documents of different lengths, one of them empty: E[h | v] uses D * b_hidden.
+    counts = jax.random.poisson(jax.random.key(4), 1.5, (5, 10)).astype(jnp.float32)
+    counts = counts.at[0].set(0.0).at[1].multiply(7.0)
+    h = counts
+    for layer in stack:
+        h = rbm.hidden_mean(layer.params, h, spec=layer.spec)
+    np.testing.assert_allclose(jax.jit(model.encode)(params, counts), h, rtol=1e-5, atol=1e-6)
+    # The decoder ends in the transposed bottom weights; its output is a word distribution.
+    np.testing.assert_array_equal(params["decoder"][-1]["w"], stack[0].params.w.T)
+    logits = model.reconstruct(params, counts, logits=True)
+    probabilities = model.reconstruct(params, counts)
+    np.testing.assert_allclose(probabilities, jax.nn.softmax(logits, axis=-1), rtol=1e-6)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    loss = jaxae.softmax_cross_entropy(logits, counts)
+    assert loss.shape == (5,) and float(loss[0]) == 0.0  # an empty document costs nothing
+    with pytest.raises(ValueError, match="tied: a softmax bottom layer"):
+        jaxae.unroll(stack, tied=True)
+    stack[1] = RBMLayer(rbm.RBMSpec(6, 4, visible="softmax"), stack[1].params, [])
+    with pytest.raises(ValueError, match=r"stack\[1\]: only the bottom layer may have 'softmax'"):
+        jaxae.unroll(stack)

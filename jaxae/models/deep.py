@@ -234,6 +234,13 @@ def unroll(
     ``(w_i^T, b_visible_i)``. Hidden layers are logistic; the code layer is linear when the top
     RBM has Gaussian hidden units; the output is logistic (linear for Gaussian visible units).
 
+    A replicated-softmax bottom layer (word counts) scales its hidden bias by the document
+    length ``D = Σ_i v_i``; since ``v W + D b = v (W + 1 b^T)``, the first encoder layer gets
+    the weights ``w_0 + b_hidden_0`` (the bias added to every row) and a zero bias, which
+    computes ``E[h | v]`` exactly for every count vector. Its output is ``softmax`` over the
+    vocabulary (the word distribution): fine-tune with
+    :func:`jaxae.losses.softmax_cross_entropy` on ``decode(..., logits=True)`` and the counts.
+
     Args:
       stack: RBM layers bottom first (:class:`RBMLayer` or ``(spec, params)`` pairs).
       tied: share the decoder weights with the encoder (default: untied copies, as fine-tuned in
@@ -261,11 +268,17 @@ def unroll(
             raise ValueError(
                 f"stack[{i}]: only the top layer may have {spec.hidden!r} hidden units"
             )
-    outputs = {"bernoulli": "sigmoid", "gaussian": "linear"}
-    if specs[0].visible not in outputs:
+    outputs = {"bernoulli": "sigmoid", "gaussian": "linear", "softmax": "softmax"}
+    if tied and specs[0].visible == "softmax":
         raise ValueError(
-            f"stack[0]: expected bernoulli or gaussian visible units, got {specs[0].visible!r}"
+            "tied: a softmax bottom layer's encoder weights absorb its hidden bias, so they are "
+            "not the decoder's transpose; unroll it untied"
         )
+    for i, spec in enumerate(specs[1:], start=1):
+        if spec.visible != "bernoulli":
+            raise ValueError(
+                f"stack[{i}]: only the bottom layer may have {spec.visible!r} visible units"
+            )
     sizes = (specs[0].n_visible,) + tuple(spec.n_hidden for spec in specs)
     model = MLPAutoencoder(
         sizes,
@@ -275,6 +288,10 @@ def unroll(
         tied=tied,
     )
     encoder = [{"w": jnp.asarray(p.w), "b": jnp.asarray(p.b_hidden)} for p in params]
+    if specs[0].visible == "softmax":
+        # v W + D b_hidden = v (W + 1 b_hidden^T) with D = Σ v: the length scaling, folded in.
+        w, b = encoder[0]["w"], encoder[0]["b"]
+        encoder[0] = {"w": w + b[None, :], "b": jnp.zeros_like(b)}
     decoder = []
     for p in reversed(params):
         layer = {"b": jnp.asarray(p.b_visible)}
