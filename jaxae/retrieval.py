@@ -23,6 +23,7 @@ References:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -46,6 +47,7 @@ __all__ = [
     "cosine_distance",
     "evaluate_retrieval",
     "hamming_ball_lookup",
+    "hamming_ball_precision_recall",
     "hamming_distance",
     "nearest_neighbors",
     "pack_bits",
@@ -430,6 +432,46 @@ def hamming_ball_lookup(
     return ids_array[order], distances_array[order]
 
 
+def hamming_ball_precision_recall(
+    table: HammingTable,
+    query_codes: ArrayLike,
+    query_labels: ArrayLike,
+    database_labels: ArrayLike,
+    *,
+    radius: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall of the set each query's Hamming-ball lookup returns.
+
+    Args:
+      table: from :func:`build_hamming_table` on the database codes.
+      query_codes: binary ``[q, bits]``.
+      query_labels: int ``[q]``.
+      database_labels: int ``[table.size]``, in the order the table was built from.
+      radius: the lookup radius (see :func:`hamming_ball_lookup`).
+
+    Returns:
+      ``(precision, recall)``, float64 ``[q]`` each: the fraction of retrieved items sharing the
+      query's label (NaN when nothing is retrieved) and the fraction of the items with that label
+      that are retrieved (NaN when the database has none).
+    """
+    query_codes = np.asarray(query_codes)
+    query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
+    _check_address_codes(query_codes, "query_codes")
+    check_array(query_labels, "query_labels", rank=1, last_dim=query_codes.shape[0])
+    check_array(database_labels, "database_labels", rank=1, last_dim=table.size)
+    label_counts = collections.Counter(database_labels.tolist())
+    precision = np.full(len(query_codes), np.nan)
+    recall = np.full(len(query_codes), np.nan)
+    for i, (code, label) in enumerate(zip(query_codes, query_labels.tolist(), strict=True)):
+        ids, _ = hamming_ball_lookup(table, code, radius)
+        hits = int(np.count_nonzero(database_labels[ids] == label))
+        if ids.size:
+            precision[i] = hits / ids.size
+        if label_counts[label]:
+            recall[i] = hits / label_counts[label]
+    return precision, recall
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -594,6 +636,13 @@ def evaluate_retrieval(
         )
     levels = np.asarray(recall_levels, np.float32)
     check_array(levels, "recall_levels", rank=1, value_range=(1e-12, 1.0))
+    ks = tuple(ks)
+    for k in ks:
+        check_positive_int(k, "ks")
+        if k > database.shape[0]:
+            raise ValueError(
+                f"ks: expected cut-offs <= the database size {database.shape[0]}, got {k}"
+            )
     ks = tuple(int(k) for k in ks)
     db = jnp.asarray(database)
     db_labels = jnp.asarray(database_labels)

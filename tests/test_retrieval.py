@@ -227,28 +227,28 @@ def test_ranked_relevance_sorts_by_distance_with_ties_by_index():
     np.testing.assert_array_equal(got, [[False, False, True, True, True]])
 
 
-def test_evaluate_retrieval_batches_give_the_same_scores():
-    codes = _codes(20, 23, 16)
-    labels = np.arange(23) % 3
-    words = retrieval.pack_bits(codes)
-    queries = retrieval.pack_bits(_codes(21, 7, 16))
-    q_labels = np.arange(7) % 3
-    small = retrieval.evaluate_retrieval(
-        queries, words, q_labels, labels, metric="hamming", ks=(1, 5), batch_size=3
-    )
-    big = retrieval.evaluate_retrieval(
-        queries, words, q_labels, labels, metric="hamming", ks=(1, 5)
-    )
-    for a, b in zip(small, big, strict=True):
+def test_evaluate_retrieval_batches_give_the_same_scores_as_a_numpy_reference():
+    codes, q_codes = _codes(20, 23, 16), _codes(21, 7, 16)
+    labels, q_labels = np.arange(23) % 3, np.arange(7) % 3
+    words, queries = retrieval.pack_bits(codes), retrieval.pack_bits(q_codes)
+    levels = (0.1, 0.5, 1.0)
+    kwargs = dict(metric="hamming", recall_levels=levels, ks=(1, 5))
+    small = retrieval.evaluate_retrieval(queries, words, q_labels, labels, batch_size=3, **kwargs)
+    exact = retrieval.evaluate_retrieval(queries, words, q_labels, labels, batch_size=7, **kwargs)
+    for a, b in zip(small, exact, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
-    distances = (_codes(21, 7, 16)[:, None, :] != codes[None, :, :]).sum(-1)
-    relevance = retrieval.ranked_relevance(distances, q_labels, labels)
-    np.testing.assert_allclose(small.average_precision, retrieval.average_precision(relevance))
-    np.testing.assert_allclose(
-        small.precision_at_recall,
-        retrieval.precision_at_recall(relevance, small.recall_levels),
-    )
-    assert small.precision_at_k.shape == (7, 2) and small.precision_at_recall.shape == (7, 10)
+    distances = (q_codes[:, None, :] != codes[None, :, :]).sum(-1)
+    for i in range(7):
+        relevant = labels[np.argsort(distances[i], kind="stable")] == q_labels[i]
+        hits = np.cumsum(relevant)
+        total = hits[-1]
+        ranks = np.arange(1, 24)
+        ap = np.sum(hits / ranks * relevant) / total
+        needed = [max(1, int(np.ceil(r * total - 1e-9))) for r in levels]
+        at_recall = [m / (np.searchsorted(hits, m) + 1) for m in needed]
+        np.testing.assert_allclose(small.average_precision[i], ap, rtol=1e-6)
+        np.testing.assert_allclose(small.precision_at_recall[i], at_recall, rtol=1e-6)
+        np.testing.assert_allclose(small.precision_at_k[i], [hits[0], hits[4] / 5], rtol=1e-6)
 
 
 def test_evaluate_retrieval_bad_inputs():
@@ -259,6 +259,8 @@ def test_evaluate_retrieval_bad_inputs():
         retrieval.evaluate_retrieval(x, x, np.arange(3), np.arange(4), metric="cosine")
     with pytest.raises(ValueError, match="metric: expected one of"):
         retrieval.evaluate_retrieval(x, x, np.arange(4), np.arange(4), metric="l1")
+    with pytest.raises(ValueError, match="ks: expected cut-offs <= the database size 4, got 10"):
+        retrieval.evaluate_retrieval(x, x, np.arange(4), np.arange(4), metric="cosine")
 
 
 # --------------------------------------------------------------------------- code makers
@@ -279,3 +281,37 @@ def test_binarize_lsh_and_binariness(key):
     codes = retrieval.binarize(np.concatenate([a, b]) @ np.asarray(big), threshold=0.0)
     angle_fraction = float(np.mean(codes[0] != codes[1]))
     assert abs(angle_fraction - 0.25) < 0.03  # 45 degrees of 180
+
+
+def test_hamming_ball_precision_recall_matches_a_brute_force_scan():
+    rng = np.random.default_rng(30)
+    centres = _codes(31, 3, 10)
+    labels = rng.integers(0, 3, 200)
+    codes = centres[labels] ^ (rng.random((200, 10)) < 0.1).astype(np.uint8)
+    queries = np.concatenate([codes[:6], 1 - centres[:1]])  # the last one finds nothing
+    q_labels = np.array([*labels[:6], 0])
+    table = retrieval.build_hamming_table(codes)
+    precision, recall = retrieval.hamming_ball_precision_recall(
+        table, queries, q_labels, labels, radius=1
+    )
+    for i, (query, label) in enumerate(zip(queries, q_labels, strict=True)):
+        found = (codes != query[None, :]).sum(axis=1) <= 1
+        relevant = labels == label
+        if found.any():
+            assert precision[i] == pytest.approx((found & relevant).sum() / found.sum())
+        else:
+            assert np.isnan(precision[i])
+        assert recall[i] == pytest.approx((found & relevant).sum() / relevant.sum())
+    assert np.isnan(precision[-1]) and recall[-1] == 0.0
+
+
+def test_evaluate_retrieval_compiles_once_per_shape():
+    words = retrieval.pack_bits(_codes(40, 20, 32))
+    labels = np.arange(20) % 2
+    before = retrieval._scores._cache_size()
+    for n_queries in (5, 8, 3):  # every batch is padded to batch_size rows
+        retrieval.evaluate_retrieval(
+            words[:n_queries], words, labels[:n_queries], labels, metric="hamming", batch_size=4,
+            ks=(1, 5),
+        )  # fmt: skip
+    assert retrieval._scores._cache_size() == before + 1
