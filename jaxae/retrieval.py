@@ -27,6 +27,7 @@ import collections
 import dataclasses
 import functools
 import itertools
+import operator
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -374,7 +375,7 @@ def build_hamming_table(codes: ArrayLike) -> HammingTable:
 
 
 @functools.lru_cache(maxsize=32)
-def _flip_masks(n_bits: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+def _flip_masks(n_bits: int, radius: int) -> tuple[np.ndarray, tuple[int, ...]]:
     """uint64 masks of every bit pattern of weight <= radius, by weight, and their weights."""
     masks, weights = [], []
     for weight in range(radius + 1):
@@ -383,9 +384,7 @@ def _flip_masks(n_bits: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
             weights.append(weight)
     masks_array = np.array(masks, np.uint64)
     masks_array.flags.writeable = False
-    weights_array = np.array(weights, np.int32)
-    weights_array.flags.writeable = False
-    return masks_array, weights_array
+    return masks_array, tuple(weights)
 
 
 def hamming_ball_lookup(
@@ -419,15 +418,15 @@ def hamming_ball_lookup(
         raise ValueError(f"radius: expected 0 <= radius <= {table.n_bits}, got {radius}")
     masks, weights = _flip_masks(table.n_bits, int(radius))
     probes = (masks ^ _addresses(query_code[None, :])[0]).tolist()
-    ids, distances = [], []
-    for probe, weight in zip(probes, weights.tolist(), strict=True):
-        bucket = table.buckets.get(probe)
-        if bucket is not None:
-            ids.append(bucket)
-            distances.append(np.full(bucket.shape, weight, np.int32))
-    if not ids:
+    # map/compress run the dict probes in C: many times faster than a Python loop over them.
+    buckets = list(map(table.buckets.get, probes))
+    found = list(map(operator.is_not, buckets, itertools.repeat(None)))
+    hits = list(itertools.compress(buckets, found))
+    if not hits:
         return np.zeros(0, np.int64), np.zeros(0, np.int32)
-    ids_array, distances_array = np.concatenate(ids), np.concatenate(distances)
+    ids_array = np.concatenate(hits)
+    sizes = [bucket.size for bucket in hits]
+    distances_array = np.repeat(list(itertools.compress(weights, found)), sizes).astype(np.int32)
     order = np.lexsort((ids_array, distances_array))
     return ids_array[order], distances_array[order]
 

@@ -39,6 +39,13 @@ def test_semantic_hashing_quick(tmp_path):
     binariness = metrics["deep AE 128-bit/fraction of code activations < 0.1 or > 0.9/test"]
     assert 0.0 <= binariness <= 1.0
     assert np.isfinite(metrics["deep AE 128-bit/training wall time (s)/train"])
+    ball = "binarised LSA-20, Hamming ball"
+    recalls = [metrics[f"{ball}/radius {r} recall/test"] for r in range(5)]
+    assert recalls == sorted(recalls) and recalls[-1] > 0  # a larger ball finds more
+    assert metrics[f"{ball}/radius 4 fraction of empty balls/test"] < 0.1
+    assert metrics[f"{ball}/radius 2 precision (non-empty balls)/test"] > 0.2
+    assert metrics[f"{ball}/radius 2 lookup time per query (ms)/test"] > 0
+    assert metrics["TF-IDF (cosine)/full scan time per query (ms)/test"] > 0
     assert (out / "precision_recall.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = results.read_results(results_dir / "semantic_hashing.json")
     assert {row["mode"] for row in rows} == {"quick"}
