@@ -27,6 +27,7 @@ import collections
 import dataclasses
 import functools
 import itertools
+import math
 import operator
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -63,6 +64,7 @@ __all__ = [
 
 _METRICS = ("hamming", "euclidean", "cosine")
 _WORD_BITS = 32
+_MAX_PROBES = 1 << 22  # addresses one Hamming-ball lookup may enumerate
 
 
 def _is_concrete(x) -> bool:
@@ -392,9 +394,9 @@ def hamming_ball_lookup(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every stored item within Hamming distance ``radius`` of the query's address.
 
-    Enumerates the ``sum_{d <= radius} C(bits, d)`` addresses around the query and looks each up
-    in the table: the cost depends on ``bits`` and ``radius``, not on the database size (the
-    semantic-hashing memory lookup).
+    Enumerates the ``sum_{d <= radius} C(bits, d)`` addresses around the query (at most
+    ``2**22``) and looks each up in the table: the cost depends on ``bits``, ``radius`` and the
+    number of items found, not on the database size (the semantic-hashing memory lookup).
 
     Args:
       table: from :func:`build_hamming_table`.
@@ -416,6 +418,13 @@ def hamming_ball_lookup(
         raise ValueError(f"radius: expected an integer, got {radius!r}")
     if not 0 <= radius <= table.n_bits:
         raise ValueError(f"radius: expected 0 <= radius <= {table.n_bits}, got {radius}")
+    n_probes = sum(math.comb(table.n_bits, d) for d in range(int(radius) + 1))
+    if n_probes > _MAX_PROBES:
+        raise ValueError(
+            f"radius: a radius-{radius} ball around a {table.n_bits}-bit address has {n_probes} "
+            f"addresses, more than {_MAX_PROBES} lookups; use a smaller radius or a shorter code "
+            "(or rank by hamming_distance instead)"
+        )
     masks, weights = _flip_masks(table.n_bits, int(radius))
     probes = (masks ^ _addresses(query_code[None, :])[0]).tolist()
     # map/compress run the dict probes in C: many times faster than a Python loop over them.

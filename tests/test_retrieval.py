@@ -171,6 +171,9 @@ def test_hamming_table_bad_inputs():
         retrieval.hamming_ball_lookup(table, np.zeros(9, np.uint8), 1)
     with pytest.raises(ValueError, match="query_code: expected binary codes"):
         retrieval.hamming_ball_lookup(table, np.full(8, 0.5), 1)
+    big = retrieval.build_hamming_table(_codes(0, 2, 64))
+    with pytest.raises(ValueError, match="radius: a radius-6 ball around a 64-bit address has"):
+        retrieval.hamming_ball_lookup(big, np.zeros(64, np.uint8), 6)
     with pytest.raises(ValueError, match="at most 64 bits, got 65"):
         retrieval.build_hamming_table(_codes(0, 2, 65))
 
