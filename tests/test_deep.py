@@ -177,3 +177,47 @@ def test_unroll_softmax_bottom_folds_the_length_scaled_bias_into_the_weights():
     stack[1] = RBMLayer(rbm.RBMSpec(6, 4, visible="softmax"), stack[1].params, [])
     with pytest.raises(ValueError, match=r"stack\[1\]: only the bottom layer may have 'softmax'"):
         jaxae.unroll(stack)
+
+
+def test_rbm_optimizer_gives_the_hidden_biases_their_own_rate():
+    params = rbm.RBMParams(jnp.ones((2, 3)), jnp.ones(2), jnp.ones(3))
+    grads = rbm.RBMParams(jnp.full((2, 3), 2.0), jnp.full(2, 3.0), jnp.full(3, 4.0))
+    opt = rbm_optimizer(
+        0.1,
+        weight_decay=0.5,
+        momentum_start=0.5,
+        momentum_final=0.9,
+        momentum_switch_step=2,
+        hidden_bias_learning_rate=1e-3,
+    )
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params)
+    np.testing.assert_allclose(updates.w, -0.1 * (2.0 + 0.5 * 1.0), rtol=1e-6)
+    np.testing.assert_allclose(updates.b_visible, -0.1 * 3.0, rtol=1e-6)
+    np.testing.assert_allclose(updates.b_hidden, -1e-3 * 4.0, rtol=1e-6)  # no weight decay
+    updates, _ = opt.update(grads, state, params)
+    np.testing.assert_allclose(updates.b_hidden, -1e-3 * (4.0 + 0.5 * 4.0), rtol=1e-6)
+    with pytest.raises(ValueError, match="hidden_bias_learning_rate: expected > 0 or None"):
+        rbm_optimizer(
+            0.1,
+            weight_decay=0.0,
+            momentum_start=0.5,
+            momentum_final=0.9,
+            momentum_switch_step=2,
+            hidden_bias_learning_rate=0.0,
+        )
+
+
+def test_greedy_pretrain_uses_the_softmax_hidden_bias_rate():
+    counts = jax.random.poisson(jax.random.key(5), 2.0, (40, 12)).astype(jnp.float32)
+    moved = []
+    for rate in (None, 1e-9):
+        config = jaxae.PretrainConfig(
+            epochs=2, batch_size=10, softmax_hidden_bias_learning_rate=rate
+        )
+        (layer,) = jaxae.greedy_pretrain(
+            counts, (12, 5), key=jax.random.key(6), config=config, visible="softmax",
+            top_hidden="bernoulli", progress=False,
+        )  # fmt: skip
+        moved.append(float(jnp.abs(layer.params.b_hidden).max()))  # they start at 0
+    assert moved[0] > 1e-3 and moved[1] < 1e-6

@@ -24,7 +24,7 @@ def test_tokenize_lowercases_splits_on_non_letters_and_drops_stop_words():
 
 def test_vocabulary_is_most_frequent_first_with_alphabetical_ties():
     tokens = [text.tokenize(d) for d in DOCS]
-    # cat 5, dog 3 (one in each of three docs), cats 2, then the 1-count words in alphabetical order.
+    # cat 5, dog 3 (one in each of three docs), cats 2, then 1-count words alphabetically.
     assert text.build_vocabulary(tokens, 5) == ("cat", "dog", "cats", "barks", "chase")
     # Document order does not matter.
     assert text.build_vocabulary(tokens[::-1], 5) == text.build_vocabulary(tokens, 5)

@@ -62,6 +62,12 @@ class PretrainConfig:
       weight_decay: L2 coefficient on the weights only, not the biases (2e-4).
       k: Gibbs sweeps of CD-k (1).
       persistent: use persistent CD (Tieleman 2008) with one chain per batch example.
+      softmax_hidden_bias_learning_rate: for a replicated-softmax (word-count) bottom layer, the
+        learning rate of its hidden biases, whose input and gradient are scaled by the document
+        length ``D``; ``None``: the layer's ``learning_rate``. At the shared rate the biases
+        outrun the weights and the hidden units come to encode ``D`` rather than the topic: on
+        20-newsgroups (2000 documents, 8 epochs) weights at 0.01 with hidden biases at 1e-5
+        gave hidden features with twice the retrieval precision of 1e-3 for both.
     """
 
     epochs: int = 20
@@ -74,6 +80,7 @@ class PretrainConfig:
     weight_decay: float = 2e-4
     k: int = 1
     persistent: bool = False
+    softmax_hidden_bias_learning_rate: float | None = None
 
 
 def rbm_optimizer(
@@ -83,25 +90,38 @@ def rbm_optimizer(
     momentum_start: float,
     momentum_final: float,
     momentum_switch_step: int,
+    hidden_bias_learning_rate: float | None = None,
 ) -> optax.GradientTransformation:
     """SGD with momentum ``momentum_start -> momentum_final`` and weight decay on ``w`` only.
 
     ``inc = m * inc + (grad + weight_decay * w); param -= learning_rate * inc``: the update of
-    Hinton & Salakhutdinov's code, written as an Optax chain.
+    Hinton & Salakhutdinov's code, written as an Optax chain. ``hidden_bias_learning_rate``, if
+    given, replaces ``learning_rate`` for ``b_hidden`` (an ``optax.multi_transform``).
     """
     if learning_rate <= 0 or weight_decay < 0:
         raise ValueError(
             f"learning_rate > 0 and weight_decay >= 0 expected, got {learning_rate}, {weight_decay}"
+        )
+    if hidden_bias_learning_rate is not None and hidden_bias_learning_rate <= 0:
+        raise ValueError(
+            f"hidden_bias_learning_rate: expected > 0 or None, got {hidden_bias_learning_rate}"
         )
     momentum = optax.join_schedules(
         [optax.constant_schedule(momentum_start), optax.constant_schedule(momentum_final)],
         [momentum_switch_step],
     )
     decay_mask = rbm.RBMParams(w=True, b_visible=False, b_hidden=False)
-    return optax.chain(
+    shared = optax.chain(
         optax.add_decayed_weights(weight_decay, mask=decay_mask),
         optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate, momentum=momentum),
     )
+    if hidden_bias_learning_rate is None:
+        return shared
+    hidden_bias = optax.inject_hyperparams(optax.sgd)(
+        learning_rate=hidden_bias_learning_rate, momentum=momentum
+    )
+    labels = rbm.RBMParams(w="shared", b_visible="shared", b_hidden="hidden_bias")
+    return optax.multi_transform({"shared": shared, "hidden_bias": hidden_bias}, labels)
 
 
 def _layer_specs(sizes: Sequence[int], visible: str, top_hidden: str) -> list[rbm.RBMSpec]:
@@ -196,6 +216,9 @@ def greedy_pretrain(
             momentum_start=config.momentum_start,
             momentum_final=config.momentum_final,
             momentum_switch_step=config.momentum_switch_epoch * steps_per_epoch,
+            hidden_bias_learning_rate=(
+                config.softmax_hidden_bias_learning_rate if spec.visible == "softmax" else None
+            ),
         )
         params = rbm.init_rbm(
             init_key, spec, visible_data=x if spec.visible == "bernoulli" else None
