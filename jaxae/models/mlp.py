@@ -25,6 +25,8 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "sigmoid": jax.nn.sigmoid,
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
+    # Over the last axis: a word distribution, the output of a bag-of-words autoencoder.
+    "softmax": lambda x: jax.nn.softmax(x, axis=-1),
 }
 
 
