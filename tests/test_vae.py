@@ -23,21 +23,29 @@ def _numpy_mlp_vae(params, x, z):
     return mean, log_var, g
 
 
-def test_mlp_vae_default_is_burda_one_stochastic_layer_and_matches_numpy(key):
+SMALL = MLPVAE((64, 48, 32, 8))
+
+
+@pytest.fixture(scope="module")
+def small_params():
+    return SMALL.init(jax.random.key(0))  # compiled once per file
+
+
+def test_mlp_vae_default_is_burda_one_stochastic_layer(key):
     model = MLPVAE()
     assert model.sizes == (784, 200, 200, 50) and model.activation == "tanh"
-    params = model.init(key)
-    shapes = jax.tree.map(lambda a: a.shape, params)
+    shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(model.init, key))
     assert [layer["w"] for layer in shapes["encoder"]] == [(784, 200), (200, 200)]
     assert shapes["mean"]["w"] == shapes["log_variance"]["w"] == (200, 50)
     assert [layer["w"] for layer in shapes["decoder"]] == [(50, 200), (200, 200), (200, 784)]
-    small = MLPVAE((6, 5, 4, 3))
-    p = small.init(key)
-    x = np.random.default_rng(0).random((4, 6)).astype(np.float32)
-    z = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
-    mean, log_var = jax.jit(small.encode)(p, x)
-    logits = jax.jit(small.decode)(p, z)
-    ref = _numpy_mlp_vae(p, x, z)
+
+
+def test_mlp_vae_matches_numpy(small_params):
+    x = np.random.default_rng(0).random((4, 64)).astype(np.float32)
+    z = np.random.default_rng(1).normal(size=(4, 8)).astype(np.float32)
+    mean, log_var = jax.jit(SMALL.encode)(small_params, x)
+    logits = jax.jit(SMALL.decode)(small_params, z)
+    ref = _numpy_mlp_vae(small_params, x, z)
     for got, want in zip((mean, log_var, logits), ref, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
@@ -56,8 +64,6 @@ def test_conv_vae_encode_decode_shapes_under_jit(key, conv_params):
     mean, log_var = jax.jit(model.encode)(params, x)
     assert mean.shape == log_var.shape == (3, 4)
     assert jax.jit(model.decode)(params, mean).shape == (3, 8, 8, 1)
-    bound = jax.jit(variational.elbo, static_argnums=0)(model, params, x, key)
-    assert bound.shape == (3,) and np.all(np.isfinite(bound))
     assert set(params) == {"encoder", "decoder"}  # Flax variables of two Linen modules
 
 
@@ -65,15 +71,12 @@ def _digits():
     return jaxae.data.load("digits", "train").flat  # [1437, 64] in [0, 1]
 
 
-@pytest.mark.parametrize("objective,num_samples", [("elbo", 1), ("iwae", 5)])
-def test_training_on_digits_reduces_the_loss(key, objective, num_samples):
+def test_training_on_digits_reduces_the_loss(small_params):
     x = _digits()
-    model = MLPVAE((64, 64, 8))
-    loss_fn = variational.variational_loss(model, objective=objective, num_samples=num_samples)
     result = jaxae.fit(
-        model.init(key),
+        small_params,
         x,
-        loss_fn=loss_fn,
+        loss_fn=variational.variational_loss(SMALL),
         has_aux=True,
         optimizer=optax.adam(3e-3),
         key=jax.random.key(1),
@@ -84,13 +87,7 @@ def test_training_on_digits_reduces_the_loss(key, objective, num_samples):
     losses = [row["loss"] for row in result.history]
     assert losses[-1] < losses[0] - 5.0, losses
     assert all(np.isfinite(losses))
-    # The trained model's test bound: the ELBO does not exceed the k = 50 estimate.
-    test = variational.binarize(key, jaxae.data.load("digits", "test").flat)
-    elbo = variational.elbo(model, result.params, test, key, num_samples=10).mean()
-    ll = variational.importance_sampled_log_likelihood(
-        model, result.params, test, key, num_samples=50
-    ).mean()
-    assert elbo < ll < 0.0
+    assert result.history[-1]["kl"] > 0.5  # the posterior carries information about x
 
 
 def test_conv_vae_trains_on_digits(conv_params):
@@ -103,7 +100,7 @@ def test_conv_vae_trains_on_digits(conv_params):
         has_aux=True,
         optimizer=optax.adam(3e-3),
         key=jax.random.key(1),
-        epochs=3,
+        epochs=2,
         batch_size=64,
         progress=False,
     )
@@ -111,10 +108,9 @@ def test_conv_vae_trains_on_digits(conv_params):
     assert losses[-1] < losses[0] - 2.0, losses
 
 
-def test_dynamic_binarisation_uses_the_step_key(key):
-    model = MLPVAE((4, 3, 2))
-    params = model.init(key)
-    x = jnp.full((8, 4), 0.5)
+def test_dynamic_binarisation_uses_the_step_key(key, small_params):
+    model, params = SMALL, small_params
+    x = jnp.full((8, 64), 0.5)
     loss_fn = jax.jit(variational.variational_loss(model))
     a, _ = loss_fn(params, x, key)
     b, _ = loss_fn(params, x, key)
@@ -124,20 +120,19 @@ def test_dynamic_binarisation_uses_the_step_key(key):
     assert jnp.isfinite(deterministic(params, x, key)[0])
 
 
-def test_models_reject_bad_inputs(key):
+def test_models_reject_bad_inputs(small_params):
     with pytest.raises(ValueError, match="sizes: expected at least two positive ints"):
         MLPVAE((784,))
     with pytest.raises(ValueError, match="activation: expected one of"):
         MLPVAE(activation="swish")
     with pytest.raises(ValueError, match=r"image_shape: H and W must be divisible by .* = 4"):
         ConvVAE(image_shape=(30, 30, 1))
-    model = MLPVAE((6, 4, 2))
-    params = model.init(key)
-    with pytest.raises(ValueError, match="x: expected last dimension 6"):
+    model, params = SMALL, small_params
+    with pytest.raises(ValueError, match="x: expected last dimension 64"):
         model.encode(params, jnp.zeros((3, 5)))
     with pytest.raises(ValueError, match="x: expected finite values"):
-        model.encode(params, jnp.full((3, 6), jnp.nan))
-    with pytest.raises(ValueError, match="z: expected last dimension 2"):
+        model.encode(params, jnp.full((3, 64), jnp.nan))
+    with pytest.raises(ValueError, match="z: expected last dimension 8"):
         model.decode(params, jnp.zeros((3, 3)))
     conv = ConvVAE(latent_size=2, features=(4,), hidden=8)
     with pytest.raises(ValueError, match=r"x: expected shape \[batch, 28, 28, 1\]"):
