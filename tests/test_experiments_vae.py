@@ -1,0 +1,33 @@
+"""The VAE experiment's quick mode, end to end on real MNIST (what CI runs)."""
+
+import numpy as np
+import pytest
+
+import jaxae
+from experiments import vae
+from jaxae import results
+
+
+@pytest.mark.slow
+def test_vae_quick_learns_a_density_and_records_the_paper(tmp_path):
+    out, results_dir = tmp_path / "out", tmp_path / "results"
+    metrics = vae.main(
+        ["--quick", "--no-progress", "--out", str(out), "--results-dir", str(results_dir)]
+    )
+    # Baseline: independent pixels with the training set's mean grey levels (about 206 nats).
+    p = np.clip(jaxae.data.load("mnist", "train[:10000]").flat.mean(axis=0), 1e-3, 1 - 1e-3)
+    baseline = -float(np.sum(p * np.log(p) + (1 - p) * np.log(1 - p)))
+    for label in ("VAE k=1", "IWAE k=5"):
+        nll = metrics[f"{label}/NLL, k=100 importance samples (nats)/test[:300]"]
+        neg_elbo = metrics[f"{label}/-ELBO (nats)/test"]
+        neg_iwae = metrics[f"{label}/-IWAE bound, k=10 (nats)/test"]
+        assert np.isfinite(nll) and 60.0 < nll < baseline - 20.0, (label, nll, baseline)
+        assert neg_elbo > neg_iwae, (label, neg_elbo, neg_iwae)  # ELBO ≤ IWAE bound
+        assert 1 <= metrics[f"{label}/active units (of 50)/test"] <= 50
+    for name in ("samples.png", "reconstructions.png", "interpolation.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "latent_2d_manifold.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = results.read_results(results_dir / "vae.json")
+    paper = {row["model"]: row["paper_value"] for row in rows if row["paper_value"] is not None}
+    assert paper == {"VAE k=1": 86.76, "IWAE k=5": 85.54}
+    assert {row["mode"] for row in rows} == {"quick"}
