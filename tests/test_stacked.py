@@ -12,6 +12,7 @@ from jaxae.models.stacked import (
     finetune_classifier,
     greedy_layerwise_pretrain,
     layer_autoencoder,
+    reconstruct_layer,
     regularized_loss,
     stack_encoders,
 )
@@ -167,3 +168,14 @@ def test_bad_stacking_inputs(digits, key):
         greedy_layerwise_pretrain(x, (64, 5, 3), [LayerConfig()], key=key)
     with pytest.raises(ValueError, match="layers: expected at least one"):
         stack_encoders([], n_classes=10)
+
+
+def test_reconstruct_layer_shows_the_corrupted_input(digits, stack):
+    x = digits[0][:20]
+    codes = encode_layer(stack[0], x)
+    corrupted, recon = reconstruct_layer(stack[1], codes, key=jax.random.key(3))
+    assert corrupted.shape == recon.shape == (20, 40)
+    zeroed = np.mean(np.asarray(corrupted) == 0)
+    assert 0.1 < zeroed < 0.4  # masking noise at ν = 25 %
+    with pytest.raises(ValueError, match="expected an autoencoder layer"):
+        reconstruct_layer(stack[0], x, key=jax.random.key(3))

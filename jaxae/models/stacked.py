@@ -53,6 +53,7 @@ __all__ = [
     "classification_error",
     "features_of",
     "layer_autoencoder",
+    "reconstruct_layer",
     "regularized_loss",
 ]
 
@@ -227,6 +228,29 @@ def layer_autoencoder(config: LayerConfig, n_in: int, n_hidden: int) -> MLPAutoe
         output_activation="sigmoid" if config.loss == "cross_entropy" else config.output_activation,
         tied=config.tied,
     )
+
+
+def reconstruct_layer(layer: PretrainedLayer, x: ArrayLike, *, key: PRNGKey) -> tuple[Array, Array]:
+    """A pretrained autoencoder layer's input as it saw it in training, and its reconstruction.
+
+    Args:
+      layer: an ``"autoencoder"`` layer from :func:`pretrain_layer`.
+      x: ``[batch, n_in]`` clean inputs.
+      key: PRNG key for the layer's corruption (unused without one).
+
+    Returns:
+      ``(corrupted, reconstruction)``, both ``[batch, n_in]`` (``corrupted`` is ``x`` for a layer
+      without corruption; a k-sparse layer decodes its k largest units).
+    """
+    if layer.config.kind != "autoencoder":
+        raise ValueError(f"layer: expected an autoencoder layer, got kind {layer.config.kind!r}")
+    x = jnp.asarray(x)
+    model = layer_autoencoder(layer.config, x.shape[-1], layer.encoder["w"].shape[1])
+    corrupted = _corrupt(layer.config, key, x)
+    h = model.encode(layer.params, corrupted)
+    if layer.config.k is not None:
+        h = regularizers.k_sparse(h, k=layer.config.k)
+    return corrupted, model.decode(layer.params, h)
 
 
 def regularized_loss(
