@@ -16,13 +16,11 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 
 from jaxae.typing import Array, ArrayLike, PRNGKey
-from jaxae.validation import check_array, check_probability
+from jaxae.validation import check_array, check_probability, check_real
 
 __all__ = ["masking_noise", "gaussian_noise", "salt_and_pepper_noise"]
 
@@ -30,11 +28,6 @@ __all__ = ["masking_noise", "gaussian_noise", "salt_and_pepper_noise"]
 def _check_input(x: Array) -> None:
     # Any batch shape; NaN/inf rejected when x is concrete (skipped under jit).
     check_array(x, "x", floating=True)
-
-
-def _check_number(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ValueError(f"{name}: expected a real number, got {value!r}")
 
 
 def masking_noise(key: PRNGKey, x: ArrayLike, *, rate: float) -> Array:
@@ -52,7 +45,7 @@ def masking_noise(key: PRNGKey, x: ArrayLike, *, rate: float) -> Array:
       Vincent et al. (2010), JMLR, section 4.2, "masking noise (MN)".
     """
     x = jnp.asarray(x)
-    _check_number(rate, "rate")
+    check_real(rate, "rate")
     check_probability(rate, "rate")
     _check_input(x)
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
@@ -75,7 +68,7 @@ def gaussian_noise(key: PRNGKey, x: ArrayLike, *, stddev: float) -> Array:
       Rifai et al. (2011), ICML, Table 1 (DAE-g).
     """
     x = jnp.asarray(x)
-    _check_number(stddev, "stddev")
+    check_real(stddev, "stddev")
     if stddev < 0:
         raise ValueError(f"stddev: expected a value >= 0, got {stddev}")
     _check_input(x)
@@ -102,10 +95,10 @@ def salt_and_pepper_noise(
       Vincent et al. (2010), JMLR, section 4.2, "salt-and-pepper noise (SP)".
     """
     x = jnp.asarray(x)
-    _check_number(rate, "rate")
+    check_real(rate, "rate")
     check_probability(rate, "rate")
-    _check_number(low, "low")
-    _check_number(high, "high")
+    check_real(low, "low")
+    check_real(high, "high")
     if high < low:
         raise ValueError(f"low and high: expected low <= high, got low={low}, high={high}")
     _check_input(x)

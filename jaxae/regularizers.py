@@ -16,14 +16,13 @@ tracing); data values (NaN, range) are checked when the arrays are concrete.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from jaxae.typing import Array, ArrayLike, Params
-from jaxae.validation import check_array, check_positive_int, check_probability
+from jaxae.validation import check_array, check_positive_int, check_probability, check_real
 
 __all__ = [
     "weight_decay",
@@ -60,11 +59,6 @@ def weight_decay(params: Params) -> Array:
     return 0.5 * sum(jnp.sum(jnp.square(w)) for w in weights)
 
 
-def _check_number(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ValueError(f"{name}: expected a real number, got {value!r}")
-
-
 def _check_codes(h: Array, name: str = "h", **kwargs) -> None:
     check_array(h, name, rank=range(2, 6), floating=True, **kwargs)
 
@@ -92,7 +86,7 @@ def kl_sparsity_penalty(h: ArrayLike, *, target: float) -> Array:
       Courville (2016), Deep Learning, section 14.2.1.
     """
     h = jnp.asarray(h)
-    _check_number(target, "target")
+    check_real(target, "target")
     check_probability(target, "target", open_interval=True)
     _check_codes(h, value_range=(0.0, 1.0))
     rho = jnp.asarray(target, h.dtype)
@@ -151,7 +145,7 @@ def k_sparse(h: ArrayLike, *, k: int | Array, alpha: float = 1.0) -> Array:
     h = jnp.asarray(h)
     check_array(h, "h", rank=range(1, 6), floating=True)
     _check_k(k)
-    _check_number(alpha, "alpha")
+    check_real(alpha, "alpha")
     if alpha < 1:
         raise ValueError(f"alpha: expected a value >= 1, got {alpha}")
     n = h.shape[-1]
