@@ -38,15 +38,17 @@ LABELS = {"ae": "AE", "dae-g": "DAE-g (Gaussian noise)", "cae": "CAE"}
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Defaults: the paper's architecture (784-1000, sigmoid, tied); optimisation by Adam
-    (the paper used SGD), budgets and penalty weights not yet chosen on validation."""
+    """Defaults: the paper's architecture (784-1000, sigmoid, tied); optimisation by Adam (the
+    paper used SGD). ``cae_weight`` = 1.5 is the best of {0.1, 0.5, 1.5} on the validation split
+    (train[:50000] → train[50000:], 5 pretraining + 10 fine-tuning epochs: 2.21, 1.98, 1.88 %);
+    the other values are not yet chosen on validation."""
 
     hidden: int = 1000
     models: str = "ae,dae-g,cae"  # which rows to run, comma-separated
     pretrain_epochs: int = 30
     pretrain_lr: float = 1e-3
     batch_size: int = 100
-    cae_weight: float = 0.1  # λ of the contractive penalty
+    cae_weight: float = 1.5  # λ of the contractive penalty (chosen on validation)
     dae_stddev: float = 0.3  # σ of the DAE's Gaussian noise (pixels in [0, 1])
     ae_weight_decay: float = 0.0
     finetune_epochs: int = 30
