@@ -85,7 +85,9 @@ class LayerConfig:
       contractive_weight: λ of the contractive penalty (closed form for sigmoid units,
         ``jax.jacfwd`` otherwise).
       weight_decay: coefficient of :func:`jaxae.regularizers.weight_decay` (weights only).
-      epochs, batch_size, learning_rate: the optimisation budget.
+      epochs, batch_size: the optimisation budget.
+      learning_rate: None: 1e-3 for an autoencoder (Adam), 0.1 for an RBM (Hinton &
+        Salakhutdinov's CD-1 recipe).
       optimizer: "adam" or "sgd" (momentum 0.9).
     """
 
@@ -107,7 +109,7 @@ class LayerConfig:
     weight_decay: float = 0.0
     epochs: int = 10
     batch_size: int = 100
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
     optimizer: str = "adam"
 
     def __post_init__(self):
@@ -143,7 +145,7 @@ class LayerConfig:
                 raise ValueError(f"{field}: expected a value >= 0, got {getattr(self, field)}")
         check_positive_int(self.epochs, "epochs")
         check_positive_int(self.batch_size, "batch_size")
-        if self.learning_rate <= 0:
+        if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError(f"learning_rate: expected a value > 0, got {self.learning_rate}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {self.optimizer!r}")
@@ -298,10 +300,16 @@ def regularized_loss(
     return loss
 
 
+def _learning_rate(config: LayerConfig) -> float:
+    if config.learning_rate is not None:
+        return config.learning_rate
+    return 0.1 if config.kind == "rbm" else 1e-3
+
+
 def _optimizer(config: LayerConfig) -> optax.GradientTransformation:
     if config.optimizer == "sgd":
-        return optax.sgd(config.learning_rate, momentum=0.9)
-    return optax.adam(config.learning_rate)
+        return optax.sgd(_learning_rate(config), momentum=0.9)
+    return optax.adam(_learning_rate(config))
 
 
 def pretrain_layer(
@@ -340,7 +348,7 @@ def pretrain_layer(
         recipe = PretrainConfig(
             epochs=config.epochs,
             batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
+            learning_rate=_learning_rate(config),
             weight_decay=config.weight_decay,
         )
         (rbm_layer,) = greedy_pretrain(
