@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import optax
 
 import jaxae
-from jaxae import rbm
+from jaxae import rbm, regularizers
 from jaxae.atomic import atomic_write_text
 from jaxae.models.deep import rbm_optimizer
 from jaxae.train import _epoch_fn  # the jitted epoch that ``jaxae.fit`` runs
@@ -496,24 +496,20 @@ def bench_autoencoder(cfg: Config, x: np.ndarray) -> dict:
 # 4. The contractive penalty.
 
 
+def _sigmoid_encoder(params, x):
+    return jax.nn.sigmoid(x @ params["w"] + params["b"][None, :])
+
+
 def contractive_penalty_jacfwd(w, b, x):
-    """‖∂h/∂x‖²_F per example for ``h = sigmoid(x W + b)``, from the full Jacobian (jacfwd).
-
-    Returns ``[batch]``; materialises the ``[batch, n_hidden, n_visible]`` Jacobian.
-    """
-
-    def encode_one(xi):
-        return jax.nn.sigmoid(xi @ w + b)
-
-    jacobian = jax.vmap(jax.jacfwd(encode_one))(x)
-    return jnp.sum(jnp.square(jacobian), axis=(1, 2))
+    """``jaxae.contractive_penalty`` of ``h = sigmoid(x W + b)``: ``‖∂h/∂x‖²_F`` per example from
+    the full ``[batch, n_hidden, n_visible]`` Jacobian (``vmap(jacfwd)``). Returns ``[batch]``."""
+    return regularizers.contractive_penalty(_sigmoid_encoder, {"w": w, "b": b}, x)
 
 
 def contractive_penalty_closed_form(w, b, x):
-    """The same quantity in closed form: ``Σ_j (h_j (1 - h_j))² Σ_i W_ij²`` (Rifai et al. 2011,
-    Contractive Auto-Encoders, eq. 5 for a sigmoid encoder). Returns ``[batch]``."""
-    h = jax.nn.sigmoid(x @ w + b[None, :])
-    return jnp.square(h * (1.0 - h)) @ jnp.sum(jnp.square(w), axis=0)
+    """``jaxae.sigmoid_contractive_penalty``: the same quantity in closed form,
+    ``Σ_j (h_j (1 - h_j))² Σ_i W_ij²`` (Rifai et al. 2011). Returns ``[batch]``."""
+    return regularizers.sigmoid_contractive_penalty(_sigmoid_encoder({"w": w, "b": b}, x), w)
 
 
 def bench_contractive(cfg: Config, x: np.ndarray) -> dict:
@@ -523,15 +519,10 @@ def bench_contractive(cfg: Config, x: np.ndarray) -> dict:
     b = jnp.zeros((n_hidden,), jnp.float32)
     xb = jnp.asarray(x[:batch])
 
-    try:
-        from jaxae import regularizers  # noqa: F401
-    except ImportError:
-        source = "local reference functions in benchmarks/run.py (jaxae.regularizers is absent)"
-    else:
-        source = (
-            "local reference functions in benchmarks/run.py (jaxae.regularizers exists; wire its "
-            "contractive_penalty in here once its API settles)"
-        )
+    source = (
+        "jaxae.regularizers.contractive_penalty (vmap(jacfwd)) against "
+        "jaxae.regularizers.sigmoid_contractive_penalty (closed form)"
+    )
 
     fns = {"jacfwd": contractive_penalty_jacfwd, "closed form": contractive_penalty_closed_form}
     runners, memory = {}, {}

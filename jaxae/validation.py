@@ -93,3 +93,13 @@ def check_positive_int(value: int, name: str) -> None:
     """Raises ``ValueError`` unless ``value`` is an integer ≥ 1."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+
+
+def check_real(value, name: str) -> None:
+    """Raises ``ValueError`` unless ``value`` is a Python/NumPy real number (not bool, not NaN)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or np.isnan(value)
+    ):
+        raise ValueError(f"{name}: expected a real number, got {value!r}")

@@ -1,0 +1,181 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxae
+from jaxae.models.stacked import (
+    LayerConfig,
+    classification_error,
+    encode_layer,
+    finetune_classifier,
+    greedy_layerwise_pretrain,
+    layer_autoencoder,
+    reconstruct_layer,
+    regularized_loss,
+    stack_encoders,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    train = jaxae.data.load("digits", "train")
+    test = jaxae.data.load("digits", "test")
+    return train.flat[:600], train.labels[:600], test.flat, test.labels
+
+
+# One stack with every kind of layer, bottom to top: the kinds are the regularizers switched on,
+# and one layer may combine several (sigmoid codes in [0, 1] feed the cross-entropy layers; the
+# k-sparse layer's linear codes go last).
+KINDS = {
+    "rbm": LayerConfig(kind="rbm", epochs=20, learning_rate=0.1),
+    "denoising + sparse": LayerConfig(
+        corruption="masking",
+        corruption_level=0.25,
+        sparsity_target=0.05,
+        sparsity_weight=0.1,
+        epochs=3,
+        learning_rate=3e-3,
+    ),
+    "contractive + L1": LayerConfig(
+        contractive_weight=0.1, l1_weight=1e-3, weight_decay=1e-4, epochs=3, learning_rate=3e-3
+    ),
+    "k-sparse": LayerConfig(
+        activation="linear",
+        loss="squared_error",
+        k=4,
+        k_initial=12,
+        k_anneal_epochs=1,
+        k_alpha=2.0,
+        epochs=2,
+    ),
+}
+SIZES = (64, 40, 32, 24, 16)
+
+
+@pytest.fixture(scope="module")
+def stack(digits):
+    x = digits[0]
+    return greedy_layerwise_pretrain(
+        x, SIZES, list(KINDS.values()), key=jax.random.key(0), progress=False
+    )
+
+
+def test_greedy_stack_of_every_kind_has_the_documented_shapes(digits, stack):
+    x = digits[0]
+    assert [layer.config for layer in stack] == list(KINDS.values())
+    assert [layer.encoder["w"].shape for layer in stack] == list(
+        zip(SIZES[:-1], SIZES[1:], strict=False)
+    )
+    assert [layer.encoder["b"].shape for layer in stack] == [(n,) for n in SIZES[1:]]
+    assert isinstance(stack[0].params, jaxae.rbm.RBMParams)  # trained by greedy_pretrain
+    codes = x[:7]
+    for layer in stack:
+        codes = encode_layer(layer, codes)
+    assert codes.shape == (7, 16)
+    assert np.all(np.count_nonzero(codes, axis=1) == 8)  # the α·k rule: 2 × 4 units kept
+    model, params = stack_encoders(stack, n_classes=10)
+    assert model.sizes == SIZES + (10,)
+    assert model.activations == ("sigmoid",) * 3 + ("linear",)
+    assert model.ks == (None,) * 3 + (4,)
+    assert jax.jit(model.logits)(params, x[:5]).shape == (5, 10)
+    assert model.features(params, x[:5]).shape == (5, 16)
+    np.testing.assert_allclose(model.features(params, x[:7]), codes, rtol=1e-5, atol=1e-6)
+    fresh = model.init(jax.random.key(1))
+    assert jax.tree.map(jnp.shape, fresh) == jax.tree.map(jnp.shape, params)
+
+
+def test_layers_learn_from_the_codes_below(digits, stack):
+    """The 3rd layer was trained on the 2nd layer's codes: its loss on them beats a fresh layer's,
+    and its training loss fell."""
+    codes = digits[0]
+    for layer in stack[:2]:
+        codes = encode_layer(layer, codes)
+    config, key = KINDS["contractive + L1"], jax.random.key(2)
+    model = layer_autoencoder(config, 32, 24)
+    trained = float(regularized_loss(model, config, stack[2].params, codes, key))
+    fresh = float(regularized_loss(model, config, model.init(key), codes, key))
+    assert trained < fresh
+    assert stack[2].history[-1]["loss"] < stack[2].history[0]["loss"]
+
+
+def test_finetune_trains_everything_and_beats_chance(digits, stack, key):
+    x, y, x_test, y_test = digits
+    model, params = stack_encoders(stack[:2], n_classes=10)
+    before = classification_error(model, params, x_test, y_test)
+    tuned, history = finetune_classifier(
+        model, params, x, y, key=key, epochs=15, optimizer=optax.adam(1e-2), progress=False
+    )
+    after = classification_error(model, tuned, x_test, y_test)
+    assert before > 0.8  # zero classifier weights: every example gets class 0
+    assert after < 0.2, after
+    assert history[-1]["loss"] < history[0]["loss"]
+    changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), params, tuned)
+    assert all(jax.tree.leaves(changed)), "fine-tuning updates every encoder and the classifier"
+    with pytest.raises(ValueError, match="y: expected labels in \\[0, 9\\]"):
+        finetune_classifier(model, params, x, y + 5, key=key, epochs=1, progress=False)
+
+
+def test_finetune_with_frozen_encoders_trains_only_the_classifier(digits, stack, key):
+    x, y, x_test, y_test = digits
+    model, params = stack_encoders(stack[:1], n_classes=10)
+    tuned, _ = finetune_classifier(
+        model,
+        params,
+        x,
+        y,
+        key=key,
+        epochs=10,
+        optimizer=optax.adam(3e-2),
+        train_encoders=False,
+        progress=False,
+    )
+    for before, after in zip(params["layers"], tuned["layers"], strict=True):
+        np.testing.assert_array_equal(before["w"], after["w"])
+        np.testing.assert_array_equal(before["b"], after["b"])
+    assert not np.array_equal(params["classifier"]["w"], tuned["classifier"]["w"])
+    assert classification_error(model, tuned, x_test, y_test) < 0.35
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: LayerConfig(corruption="masking", corruption_level=1.5), "corruption_level"),
+        (lambda: LayerConfig(corruption="blur"), "corruption: expected None or one of"),
+        (lambda: LayerConfig(sparsity_target=1.0), "sparsity_target: expected a value in \\(0"),
+        (lambda: LayerConfig(k=0), "k: expected a positive integer"),
+        (lambda: LayerConfig(kind="gan"), "kind: expected"),
+    ],
+)
+def test_bad_configs(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_bad_stacking_inputs(digits, key):
+    x = digits[0]
+    with pytest.raises(ValueError, match="config.k: expected at most the layer's 5 units, got 9"):
+        greedy_layerwise_pretrain(x, (64, 5), LayerConfig(k=9, activation="linear"), key=key)
+    with pytest.raises(ValueError, match="x: expected finite"):
+        greedy_layerwise_pretrain(
+            np.where(np.eye(64, dtype=bool), np.nan, 0.5).astype(np.float32),
+            (64, 5),
+            LayerConfig(epochs=1),
+            key=key,
+        )
+    with pytest.raises(ValueError, match="configs: expected one LayerConfig or 2"):
+        greedy_layerwise_pretrain(x, (64, 5, 3), [LayerConfig()], key=key)
+    with pytest.raises(ValueError, match="layers: expected at least one"):
+        stack_encoders([], n_classes=10)
+
+
+def test_reconstruct_layer_shows_the_corrupted_input(digits, stack):
+    x = digits[0][:20]
+    codes = encode_layer(stack[0], x)
+    corrupted, recon = reconstruct_layer(stack[1], codes, key=jax.random.key(3))
+    assert corrupted.shape == recon.shape == (20, 40)
+    zeroed = np.mean(np.asarray(corrupted) == 0)
+    assert 0.1 < zeroed < 0.4  # masking noise at ν = 25 %
+    with pytest.raises(ValueError, match="expected an autoencoder layer"):
+        reconstruct_layer(stack[0], x, key=jax.random.key(3))
