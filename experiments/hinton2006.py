@@ -26,7 +26,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
 import jaxae
-from experiments.runner import Run, apply_overrides, parse_args
+from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
 from jaxae.models.deep import PretrainConfig, greedy_pretrain, propagate, unroll
 
 PAPER = "Hinton & Salakhutdinov 2006, Science, Fig. 2 / text"
@@ -111,14 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
     progress = not args.no_progress
     key = jax.random.key(args.seed)
 
-    split = "validation" if args.validation else "test"
-    train_split, eval_split = (
-        ("train[:50000]", "train[50000:]") if args.validation else ("train", "test")
-    )
-    x_train = jaxae.data.load("mnist", train_split).flat[: config.train_examples]
-    evaluation = jaxae.data.load("mnist", eval_split)
-    x_eval = evaluation.flat[: config.test_examples]
-    y_eval = evaluation.labels[: config.test_examples]
+    data = load_mnist_splits(args.validation, config.train_examples, config.test_examples)
+    x_train, x_eval, y_eval, split = data.x_train, data.x_eval, data.y_eval, data.name
     run.log.info("train %s, %s %s", x_train.shape, split, x_eval.shape)
 
     pca = jaxae.fit_pca(x_train, 30)

@@ -27,7 +27,7 @@ if __package__ in (None, ""):
 
 import jaxae
 from experiments import stacking
-from experiments.runner import Run, apply_overrides, parse_args
+from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
 from jaxae.models.stacked import LayerConfig, reconstruct_layer
 
 # The 1.35 % of the unsupervised (logistic regression) row is the number as commonly cited for
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     name = "makhzani2013_validation" if args.validation else "makhzani2013"
     run = Run(name, args, config)
     progress = not args.no_progress
-    data = stacking.load_splits(args.validation, config.train_examples, config.eval_examples)
+    data = load_mnist_splits(args.validation, config.train_examples, config.eval_examples)
     run.log.info("train %s, %s %s", data.x_train.shape, data.name, data.x_eval.shape)
 
     key = jax.random.key(args.seed)

@@ -28,7 +28,7 @@ if __package__ in (None, ""):
 
 import jaxae
 from experiments import stacking
-from experiments.runner import Run, apply_overrides, parse_args
+from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
 from jaxae.models.stacked import LayerConfig, reconstruct_layer
 
 PAPER = "Rifai et al. 2011, ICML, Table 2 (MNIST), as cited in issue 5"
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     name = "rifai2011_validation" if args.validation else "rifai2011"
     run = Run(name, args, config)
     progress = not args.no_progress
-    data = stacking.load_splits(args.validation, config.train_examples, config.eval_examples)
+    data = load_mnist_splits(args.validation, config.train_examples, config.eval_examples)
     run.log.info("train %s, %s %s", data.x_train.shape, data.name, data.x_eval.shape)
     recipes = layer_configs(config)
     models = [m.strip() for m in config.models.split(",") if m.strip()]

@@ -14,6 +14,9 @@ import pathlib
 import time
 from typing import Any
 
+import numpy as np
+
+import jaxae
 from jaxae import results
 from jaxae.atomic import atomic_write_bytes, atomic_write_text
 
@@ -78,6 +81,37 @@ def _parse_like(current: Any, text: str, annotation: str) -> Any:
     if isinstance(current, float):
         return float(text)
     return text
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistSplits:
+    """MNIST arrays for one run: training images and labels, and the split it reports on."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_eval: np.ndarray
+    y_eval: np.ndarray
+    name: str  # "test" or "validation"
+
+
+def load_mnist_splits(
+    validation: bool, train_examples: int | None = None, eval_examples: int | None = None
+) -> MnistSplits:
+    """MNIST: train on the 60k training set and report on test, or (``validation``) train on
+    ``train[:50000]`` and report on the 10k held out of the training set — test is never used
+    for model selection."""
+    train_split, eval_split = (
+        ("train[:50000]", "train[50000:]") if validation else ("train", "test")
+    )
+    train = jaxae.data.load("mnist", train_split)
+    evaluation = jaxae.data.load("mnist", eval_split)
+    return MnistSplits(
+        train.flat[:train_examples],
+        train.labels[:train_examples],
+        evaluation.flat[:eval_examples],
+        evaluation.labels[:eval_examples],
+        "validation" if validation else "test",
+    )
 
 
 class Run:

@@ -1,5 +1,5 @@
 """Shared by the regularized-autoencoder reproductions (rifai2011, vincent2010, makhzani2013):
-data splits, the pretrain → stack → fine-tune → test-error pipeline, and the two figures.
+the pretrain → stack → fine-tune → test-error pipeline, and the two figures.
 
 The science lives in :mod:`jaxae.models.stacked`; this module only wires it to MNIST and to the
 run's records the same way for the three papers.
@@ -7,7 +7,6 @@ run's records the same way for the three papers.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import jax
@@ -15,43 +14,16 @@ import numpy as np
 import optax
 
 import jaxae
-from experiments.runner import Run
+from experiments.runner import MnistSplits, Run
 from jaxae.models.stacked import LayerConfig, PretrainedLayer
 
 CHANCE = 0.9  # ten balanced classes
 
 
-@dataclasses.dataclass(frozen=True)
-class Splits:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_eval: np.ndarray
-    y_eval: np.ndarray
-    name: str  # "test" or "validation"
-
-
-def load_splits(validation: bool, train_examples: int | None, eval_examples: int | None) -> Splits:
-    """MNIST: train on the 60k training set and report on test, or (``validation``) train on
-    ``train[:50000]`` and report on the 10k held out of the training set — test is never used
-    for model selection."""
-    train_split, eval_split = (
-        ("train[:50000]", "train[50000:]") if validation else ("train", "test")
-    )
-    train = jaxae.data.load("mnist", train_split)
-    evaluation = jaxae.data.load("mnist", eval_split)
-    return Splits(
-        train.flat[:train_examples],
-        train.labels[:train_examples],
-        evaluation.flat[:eval_examples],
-        evaluation.labels[:eval_examples],
-        "validation" if validation else "test",
-    )
-
-
 def pretrain_and_finetune(
     run: Run,
     label: str,
-    data: Splits,
+    data: MnistSplits,
     sizes: Sequence[int],
     configs: LayerConfig | Sequence[LayerConfig],
     *,

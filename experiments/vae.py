@@ -36,7 +36,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
 import jaxae
-from experiments.runner import Run, apply_overrides, parse_args
+from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
 from jaxae import variational
 
 PAPER = "Burda, Grosse & Salakhutdinov 2015, Table 1 (MNIST, one stochastic layer)"
@@ -184,14 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
     progress = not args.no_progress
     key = jax.random.key(args.seed)
 
-    split = "validation" if args.validation else "test"
-    train_split, eval_split = (
-        ("train[:50000]", "train[50000:]") if args.validation else ("train", "test")
-    )
-    x_train = jaxae.data.load("mnist", train_split).flat[: config.train_examples]
-    evaluation = jaxae.data.load("mnist", eval_split)
-    grey_eval = evaluation.flat[: config.test_examples]
-    y_eval = evaluation.labels[: config.test_examples]
+    data = load_mnist_splits(args.validation, config.train_examples, config.test_examples)
+    x_train, grey_eval, y_eval, split = data.x_train, data.x_eval, data.y_eval, data.name
     key, binarize_key = jax.random.split(key)
     # The evaluation images are binarised once, so every model is scored on the same binary set.
     x_eval = np.asarray(variational.binarize(binarize_key, grey_eval))

@@ -23,7 +23,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
 from experiments import stacking
-from experiments.runner import Run, apply_overrides, parse_args
+from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
 from jaxae.models.stacked import LayerConfig, reconstruct_layer
 
 PAPER = "Vincent et al. 2010, JMLR 11, Table 3 (MNIST)"
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     name = "vincent2010_validation" if args.validation else "vincent2010"
     run = Run(name, args, config)
     progress = not args.no_progress
-    data = stacking.load_splits(args.validation, config.train_examples, config.eval_examples)
+    data = load_mnist_splits(args.validation, config.train_examples, config.eval_examples)
     run.log.info("train %s, %s %s", data.x_train.shape, data.name, data.x_eval.shape)
     recipes = layer_configs(config)
     models = [m.strip() for m in config.models.split(",") if m.strip()]
