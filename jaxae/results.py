@@ -1,8 +1,9 @@
 """The results format every experiment writes, and the RESULTS.md generated from it.
 
 Each run writes ``experiments/results/<experiment>.json``: a list of rows, each with exactly the
-keys in :data:`ROW_KEYS`. A run replaces only the rows of its own mode, so a quick run never
-overwrites a full run's numbers. ``python -m jaxae.results`` regenerates
+keys in :data:`ROW_KEYS`. A run replaces only the rows of its own mode and models, so a quick run
+never overwrites a full run's numbers, and a full run of some models (``--set models=iwae50``)
+keeps the full-run rows of the others. ``python -m jaxae.results`` regenerates
 ``experiments/RESULTS.md`` from those files; nobody types numbers into it.
 """
 
@@ -142,8 +143,9 @@ def write_results(
 ) -> pathlib.Path:
     """Writes ``rows`` to ``<results_dir>/<experiment>.json`` atomically.
 
-    Rows already there whose mode differs from the new rows' mode are kept: a quick run replaces
-    quick rows only, a full run full rows only.
+    Rows already there are kept unless they share both mode and model with a new row: a quick run
+    replaces quick rows only, a full run full rows only, and a run that reports some models leaves
+    the rows of the others (and the command that produced them) in place.
     """
     rows = [dict(row) for row in rows]
     if not rows:
@@ -156,7 +158,8 @@ def write_results(
     if len(modes) != 1:
         raise ValueError(f"rows: expected a single mode per write, got {sorted(modes)}")
     path = pathlib.Path(results_dir) / f"{experiment}.json"
-    kept = [row for row in read_results(path) if row["mode"] not in modes]
+    replaced = {(row["mode"], row["model"]) for row in rows}
+    kept = [row for row in read_results(path) if (row["mode"], row["model"]) not in replaced]
     atomic_write_text(path, json.dumps(kept + rows, indent=1) + "\n")
     return path
 
@@ -183,29 +186,16 @@ def render_markdown(results_dir: str | os.PathLike) -> str:
         "never comparable to the paper.",
         "",
     ]
-    header = (
-        "| model | metric | split | ours | paper | paper source | hardware | wall time (s) "
-        "| date | seed |"
-    )
     for path in sorted(results_dir.glob("*.json")):
         rows = read_results(path)
         if not rows:
             continue
         lines += [f"## {path.stem}", ""]
         for mode in ("full", "quick"):
-            mode_rows = [row for row in rows if row["mode"] == mode]
-            if not mode_rows:
-                continue
-            lines += [f"**{mode} run** — `{mode_rows[0]['command']}`", "", header]
-            lines.append("|" + "---|" * 10)
-            for row in mode_rows:
-                lines.append(
-                    f"| {_cell(row['model'])} | {_cell(row['metric'])} | {row['split']} "
-                    f"| {_format_number(row['value'])} | {_format_number(row['paper_value'])} "
-                    f"| {_cell(row['paper_source'] or '—')} | {row['hardware']} "
-                    f"| {row['wall_time_s']:.0f} | {row['date']} | {row['seed']} |"
-                )
-            lines.append("")
+            commands = dict.fromkeys(row["command"] for row in rows if row["mode"] == mode)
+            for command in commands:
+                run_rows = [r for r in rows if r["mode"] == mode and r["command"] == command]
+                lines += _table(mode, command, run_rows)
         figures = sorted((results_dir.parent / "figures" / path.stem).glob("*.png"))
         if figures:
             lines.append(
@@ -214,6 +204,25 @@ def render_markdown(results_dir: str | os.PathLike) -> str:
             )
             lines.append("")
     return "\n".join(lines)
+
+
+_HEADER = (
+    "| model | metric | split | ours | paper | paper source | hardware | wall time (s) "
+    "| date | seed |"
+)
+
+
+def _table(mode: str, command: str, rows: list[Mapping[str, Any]]) -> list[str]:
+    """The Markdown lines of one run: its command, then one table row per result row."""
+    lines = [f"**{mode} run** — `{command}`", "", _HEADER, "|" + "---|" * 10]
+    for row in rows:
+        lines.append(
+            f"| {_cell(row['model'])} | {_cell(row['metric'])} | {row['split']} "
+            f"| {_format_number(row['value'])} | {_format_number(row['paper_value'])} "
+            f"| {_cell(row['paper_source'] or '—')} | {row['hardware']} "
+            f"| {row['wall_time_s']:.0f} | {row['date']} | {row['seed']} |"
+        )
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> None:

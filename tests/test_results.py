@@ -126,3 +126,17 @@ def test_cli_regenerates_the_markdown_without_warnings(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == results.render_markdown(tmp_path)
+
+
+def test_a_run_of_some_models_keeps_the_other_models_rows_and_their_command(tmp_path):
+    first = dict(_row("full", 1.0, model="vae"), command="python vae.py")
+    other = dict(_row("full", 2.0, model="iwae5"), command="python vae.py")
+    results.write_results("exp", [first, other], tmp_path)
+    rerun = dict(_row("full", 0.5, model="iwae5"), command="python vae.py --set models=iwae5")
+    results.write_results("exp", [rerun], tmp_path)
+    rows = results.read_results(tmp_path / "exp.json")
+    assert sorted((r["model"], r["value"]) for r in rows) == [("iwae5", 0.5), ("vae", 1.0)]
+    text = results.render_markdown(tmp_path)
+    assert "**full run** — `python vae.py`" in text
+    assert "**full run** — `python vae.py --set models=iwae5`" in text
+    assert text.index("python vae.py`") < text.index("| vae |") < text.index("models=iwae5`")
