@@ -30,7 +30,7 @@ retrieval, so every ``paper_value`` is None.
 
 Budget: the full run is sized to finish within 30 minutes on 2 CPU cores shared with other
 jobs, so it trains far less than the papers: the autoencoders (and PCA) are fitted on the first
-20,000 training images only (3 epochs of CD-1 per RBM, 5 epochs of fine-tuning), the database
+15,000 training images only (3 epochs of CD-1 per RBM, 5 epochs of fine-tuning), the database
 is all 60,000 training images and the queries are the first 1,000 test images. The code noise
 std was chosen on the validation split (``--validation``: database = training images 0-50k,
 queries = the 10k held out), never on test; see ``Config.code_noise_std``.
@@ -92,24 +92,22 @@ class Config:
     real_code_model: bool = True  # False: skip the 30-d model (noise-selection runs)
     shortlist: int = 2000  # candidates the 28-bit codes pass to the 256-bit rerank
     timed_queries: int = 1000
-    figure_queries: int = 5
-    fit_examples: int | None = 20_000  # models train on the first N database images; None: all
+    figure_queries: int = 4
+    fit_examples: int | None = 15_000  # models train on the first N database images; None: all
     train_examples: int | None = None  # the database (training images); None: all
     test_examples: int | None = 1000  # the queries (the first N); None: all
 
 
 QUICK = dataclasses.replace(
     Config(),
-    real_sizes=(784, 256, 128, 64, 30),  # narrower layers, same code sizes
-    short_sizes=(784, 256, 128, 64, 28),
-    long_sizes=(784, 256, 128, 256),
-    pretrain_epochs=1,
-    finetune_epochs=2,
-    shortlist=200,
-    timed_queries=100,
+    pretrain_epochs=2,
+    finetune_epochs=3,
+    shortlist=300,
+    timed_queries=200,
+    figure_queries=3,
     fit_examples=None,
-    train_examples=3000,
-    test_examples=300,
+    train_examples=5000,
+    test_examples=500,
 )
 
 
