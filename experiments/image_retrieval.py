@@ -88,7 +88,10 @@ class Config:
     finetune_epochs: int = 5
     finetune_batch_size: int = 128
     finetune_lr: float = 1e-3
-    code_noise_std: float = 4.0  # deterministic noise on the binary models' code inputs
+    # Deterministic noise on the binary models' code inputs. Chosen on validation (15k fit, 2k
+    # held-out queries, 3 + 5 epochs): mAP of the 28-bit / 256-bit codes 0.433 / 0.474 at std 4,
+    # 0.458 / 0.494 at std 8 (precision@10 0.83 / 0.92 at both). 16 was not tried.
+    code_noise_std: float = 8.0
     real_code_model: bool = True  # False: skip the 30-d model (noise-selection runs)
     shortlist: int = 2000  # candidates the 28-bit codes pass to the 256-bit rerank
     timed_queries: int = 1000
