@@ -151,6 +151,20 @@ def test_k_sparse_alpha_rule_and_traced_k(key):
         assert np.all(np.count_nonzero(np.asarray(traced(h, jnp.int32(k))), axis=1) == k)
 
 
+def test_k_sparse_traced_k_with_a_bound_matches_a_full_ranking(key):
+    # max_k only narrows which units are ranked: the result is that of a stable full ranking,
+    # ties included (the lower index wins).
+    h = jax.random.normal(key, (5, 40))
+    for values in (h, jnp.round(2 * h)):  # the second has many ties
+        rows = np.asarray(values)
+        rank = np.argsort(np.argsort(-rows, axis=1, kind="stable"), axis=1, kind="stable")
+        bounded = jax.jit(lambda h, k: k_sparse(h, k=k, max_k=12))
+        for k in (3, 12):
+            expected = rows * (rank < k)
+            np.testing.assert_array_equal(np.asarray(bounded(values, jnp.int32(k))), expected)
+            np.testing.assert_array_equal(np.asarray(k_sparse(values, k=k)), expected)
+
+
 def test_k_sparse_schedule_anneals_linearly():
     schedule = jax.jit(k_sparse_schedule(k=25, initial_k=100, transition_steps=10))
     ks = [int(schedule(s)) for s in (0, 5, 10, 20)]
@@ -168,6 +182,7 @@ def test_k_sparse_schedule_anneals_linearly():
         (lambda h: k_sparse(h, k=9), "k: expected at most the layer's 8 units, got 9"),
         (lambda h: k_sparse(h, k=0), "k: expected a positive integer"),
         (lambda h: k_sparse(h, k=2, alpha=0.5), "alpha: expected a value >= 1"),
+        (lambda h: k_sparse(h, k=2, max_k=0), "max_k: expected a positive integer"),
         (lambda h: l1_activity(h.at[1, 1].set(jnp.inf)), "h: expected finite"),
         (lambda h: k_sparse_schedule(k=30, initial_k=10, transition_steps=5), "initial_k"),
         (lambda h: sigmoid_contractive_penalty(h, jnp.ones((3, 5))), "w: expected last dim"),

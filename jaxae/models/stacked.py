@@ -273,7 +273,8 @@ def regularized_loss(
     """
     h = model.encode(params, _corrupt(config, key, x))
     if config.k is not None:
-        h = regularizers.k_sparse(h, k=config.k if k is None else k)
+        bound = max(config.k, config.k_initial or config.k)  # the schedule never exceeds it
+        h = regularizers.k_sparse(h, k=config.k if k is None else k, max_k=bound)
     logits = model.decode(params, h, logits=True)
     if config.loss == "cross_entropy":
         per_example = sigmoid_cross_entropy(logits, x)
