@@ -196,11 +196,11 @@ def render_markdown(results_dir: str | os.PathLike) -> str:
             for command in commands:
                 run_rows = [r for r in rows if r["mode"] == mode and r["command"] == command]
                 lines += _table(mode, command, run_rows)
-        figures = sorted((results_dir.parent / "figures" / path.stem).glob("*.png"))
+        figure_dir = results_dir.parent / "figures" / path.stem
+        figures = sorted(f.relative_to(figure_dir).as_posix() for f in figure_dir.rglob("*.png"))
         if figures:
             lines.append(
-                "Figures: "
-                + ", ".join(f"[{f.name}](figures/{path.stem}/{f.name})" for f in figures)
+                "Figures: " + ", ".join(f"[{f}](figures/{path.stem}/{f})" for f in figures)
             )
             lines.append("")
     return "\n".join(lines)

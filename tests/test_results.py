@@ -140,3 +140,14 @@ def test_a_run_of_some_models_keeps_the_other_models_rows_and_their_command(tmp_
     assert "**full run** — `python vae.py`" in text
     assert "**full run** — `python vae.py --set models=iwae5`" in text
     assert text.index("python vae.py`") < text.index("| vae |") < text.index("models=iwae5`")
+
+
+def test_render_markdown_links_figures_in_subfolders(tmp_path):
+    results_dir = tmp_path / "results"
+    results.write_results("exp", [_row()], results_dir)
+    (tmp_path / "figures" / "exp" / "extra").mkdir(parents=True)
+    (tmp_path / "figures" / "exp" / "top.png").write_bytes(b"png")
+    (tmp_path / "figures" / "exp" / "extra" / "filters.png").write_bytes(b"png")
+    text = results.render_markdown(results_dir)
+    assert "[extra/filters.png](figures/exp/extra/filters.png)" in text
+    assert "[top.png](figures/exp/top.png)" in text
