@@ -37,7 +37,9 @@ def test_semantic_hashing_quick(tmp_path):
     lsa = metrics["LSA-128 (cosine)/precision at recall 0.1/test"]
     assert lsa > metrics["LSH-128 of TF-IDF (Hamming)/precision at recall 0.1/test"]
     binariness = metrics["deep AE 128-bit/fraction of code activations < 0.1 or > 0.9/test"]
-    assert 0.0 <= binariness <= 1.0
+    assert 0.5 < binariness <= 1.0  # the code noise pushes the units into the tails (0.62)
+    # The deep codes carry the topic even in this short run (0.21; chance is about 0.05).
+    assert metrics["deep AE 128-bit (Hamming)/precision at recall 0.1/test"] > 0.12
     assert np.isfinite(metrics["deep AE 128-bit/training wall time (s)/train"])
     ball = "binarised LSA-20, Hamming ball"
     recalls = [metrics[f"{ball}/radius {r} recall/test"] for r in range(5)]
