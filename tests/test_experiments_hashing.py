@@ -37,7 +37,9 @@ def test_semantic_hashing_quick(tmp_path):
     lsa = metrics["LSA-128 (cosine)/precision at recall 0.1/test"]
     assert lsa > metrics["LSH-128 of TF-IDF (Hamming)/precision at recall 0.1/test"]
     binariness = metrics["deep AE 128-bit/fraction of code activations < 0.1 or > 0.9/test"]
-    assert 0.0 <= binariness <= 1.0
+    assert 0.5 < binariness <= 1.0  # the code noise pushes the units into the tails (0.62)
+    # The deep codes carry the topic even in this short run (0.21; chance is about 0.05).
+    assert metrics["deep AE 128-bit (Hamming)/precision at recall 0.1/test"] > 0.12
     assert np.isfinite(metrics["deep AE 128-bit/training wall time (s)/train"])
     ball = "binarised LSA-20, Hamming ball"
     recalls = [metrics[f"{ball}/radius {r} recall/test"] for r in range(5)]
@@ -50,3 +52,33 @@ def test_semantic_hashing_quick(tmp_path):
     rows = results.read_results(results_dir / "semantic_hashing.json")
     assert {row["mode"] for row in rows} == {"quick"}
     assert json.loads((out / "metrics.json").read_text())["mode"] == "quick"
+
+
+def test_validation_split_holds_out_training_documents_and_never_reads_test(monkeypatch):
+    import logging
+    import types
+
+    import jaxae
+
+    loaded = []
+    load = jaxae.data.load
+
+    def spy(name, split, *args, **kwargs):
+        loaded.append(split)
+        return load(name, split, *args, **kwargs)
+
+    monkeypatch.setattr(jaxae.data, "load", spy)
+    config = semantic_hashing.dataclasses.replace(
+        semantic_hashing.Config(), vocabulary_size=300, train_examples=400, validation_examples=50
+    )
+    run = types.SimpleNamespace(log=logging.getLogger("test"))
+    ((x_db, y_db), (x_q, y_q)), vocabulary = semantic_hashing.bag_of_words(
+        config, run, validation=True
+    )
+    assert loaded == ["train"]
+    assert len(x_q) <= 50 < len(x_q) + 5  # a few held-out posts may have no vocabulary word
+    assert 390 < len(x_db) <= 400 and len(vocabulary) == 300
+    assert x_q.shape[1] == x_db.shape[1] == 300 and len(y_q) == len(x_q)
+    # The held-out queries are not in the database (no post is retrieved against itself).
+    db_rows = {row.tobytes() for row in x_db}
+    assert sum(row.tobytes() in db_rows for row in x_q) <= 1  # allow a rare duplicate post
