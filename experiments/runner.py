@@ -69,7 +69,10 @@ def _parse_like(current: Any, text: str, annotation: str) -> Any:
     if text.lower() == "none":
         return None
     if current is None:  # an optional field: parse by its annotation, e.g. "int | None"
-        current = 0 if "int" in annotation else 0.0 if "float" in annotation else ""
+        if annotation.startswith("tuple"):
+            current = ()
+        else:
+            current = 0 if "int" in annotation else 0.0 if "float" in annotation else ""
     if isinstance(current, bool):
         if text.lower() not in ("true", "false"):
             raise ValueError(f"expected true or false, got {text!r}")
