@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
     if config.latent_2d:
         key, train_key = jax.random.split(key)
         model_2d = jaxae.MLPVAE((*config.sizes[:-1], 2))
-        result, _ = train(
+        params_2d, epochs_2d, _, _ = train(
             model_2d,
             x_train,
             objective="elbo",
@@ -340,9 +340,9 @@ def main(argv: list[str] | None = None) -> dict:
             progress=progress,
             desc="VAE 2-D",
         )
-        elbo = mean_bound(model_2d, result.params, x_eval, key, num_samples=1, kind="elbo")
-        run.record("VAE 2-D latent", "-ELBO (nats)", -elbo, split=split)
-        plot_manifold(run, model_2d, result.params, x_eval, y_eval, split=split)
+        elbo = mean_bound(model_2d, params_2d, x_eval, key, num_samples=1, kind="elbo")
+        run.record(f"VAE 2-D latent, {epochs_2d} epochs", "-ELBO (nats)", -elbo, split=split)
+        plot_manifold(run, model_2d, params_2d, x_eval, y_eval, split=split)
     run.finish()
     return run.metrics
 
