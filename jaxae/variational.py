@@ -210,11 +210,25 @@ def importance_log_weights(
     """
     x = jnp.asarray(x)
     check_positive_int(num_samples, "num_samples")
+    if _has_own_weights(model):
+        return model.log_importance_weights(
+            params, x, key, num_samples=num_samples, log_likelihood=log_likelihood
+        )
     mean, log_variance = _encode(model, params, x)
     return _log_weights(model, params, x, mean, log_variance, key, num_samples, log_likelihood)
 
 
+def _has_own_weights(model: Any) -> bool:
+    # Models with more than one stochastic layer (jaxae.TwoStochasticLayerVAE) compute their
+    # own log p(x, h) - log q(h|x); the functions here then need nothing else from them.
+    return hasattr(model, "log_importance_weights")
+
+
 def _log_weights(model, params, x, mean, log_variance, key, num_samples, log_likelihood):
+    if _has_own_weights(model):
+        return model.log_importance_weights(
+            params, x, key, num_samples=num_samples, log_likelihood=log_likelihood
+        )
     z = reparameterize(key, mean, log_variance, num_samples=num_samples)
 
     def one_sample(z_s):
@@ -269,6 +283,15 @@ def elbo(
     beta = float(beta)
     if not beta >= 0.0 or not math.isfinite(beta):
         raise ValueError(f"beta: expected a finite value ≥ 0, got {beta}")
+    if _has_own_weights(model):
+        if beta != 1.0:
+            raise ValueError(
+                f"beta: a model with its own log_importance_weights needs 1.0, got {beta}"
+            )
+        log_w = model.log_importance_weights(
+            params, x, key, num_samples=num_samples, log_likelihood=log_likelihood
+        )
+        return log_w.mean(axis=0)  # the sampled-KL estimator (eq. 7): no closed form here
     mean, log_variance = _encode(model, params, x)
     z = reparameterize(key, mean, log_variance, num_samples=num_samples)
     log_px = jax.vmap(lambda z_s: log_likelihood(model.decode(params, z_s), x))(z)
@@ -504,6 +527,8 @@ def variational_loss(
                 num_samples=num_samples,
                 log_likelihood=log_likelihood,
             )
+        if _has_own_weights(model):  # no single Gaussian posterior to take the KL of
+            return -bound.mean(), {"bound": bound.mean()}
         kl = gaussian_kl_to_standard_normal(*model.encode(params, x))
         return -bound.mean(), {"bound": bound.mean(), "kl": kl.mean()}
 

@@ -35,8 +35,9 @@ import jax.numpy as jnp
 from jaxae.models.mlp import ACTIVATIONS
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
 from jaxae.validation import check_array, check_positive_int
+from jaxae.variational import diagonal_gaussian_log_density, standard_normal_log_density
 
-__all__ = ["ConvVAE", "MLPVAE"]
+__all__ = ["ConvVAE", "MLPVAE", "TwoStochasticLayerVAE"]
 
 
 def _dense(key: PRNGKey, n_in: int, n_out: int) -> dict[str, Array]:
@@ -244,3 +245,164 @@ class ConvVAE:
         z = jnp.asarray(z)
         check_array(z, "z", rank=2, last_dim=self.latent_size, floating=True)
         return self._decoder.apply(params["decoder"], z)
+
+
+def _mlp(layers: list[dict[str, Array]], x: Array, act) -> Array:
+    for layer in layers:
+        x = act(_affine(layer, x))
+    return x
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoStochasticLayerVAE:
+    """A VAE with two Gaussian stochastic layers ``x -> h1 -> h2`` (Burda et al. 2015, Sec. 5).
+
+    Recognition model ``q(h1|x) q(h2|h1)``; generative model ``p(h2) p(h1|h2) p(x|h1)`` with
+    ``p(h2) = N(0, I)``, Gaussian ``p(h1|h2)`` and Bernoulli ``p(x|h1)``. The defaults are the
+    paper's MNIST model, 784-100-100-100(s)-50-50-50(s): two deterministic tanh layers of 100
+    units between ``x`` and ``h1`` (100 units), two of 50 between ``h1`` and ``h2`` (50 units),
+    mirrored in the generative model.
+
+    It has no single ``(mean, log_variance)`` posterior, so instead of the one-layer interface
+    it provides :meth:`log_importance_weights`, which :func:`jaxae.iwae_bound`,
+    :func:`jaxae.elbo` (the sampled estimator) and
+    :func:`jaxae.importance_sampled_log_likelihood` call when a model has it. ``encode`` and
+    ``decode`` are the bottom layer's ``q(h1|x)`` and ``p(x|h1)``; ``encode_top`` and
+    ``decode_top`` the top layer's ``q(h2|h1)`` and ``p(h1|h2)``.
+
+    Attributes:
+      sizes: ``(input, *hidden_1, h1, *hidden_2, h2)`` given as ``input``, ``hidden_1``,
+        ``first_latent_size``, ``hidden_2``, ``latent_size``.
+      activation: hidden nonlinearity (tanh in the paper).
+
+    References:
+      Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR 2016, Sec. 5 and
+      Table 1 (two stochastic layers).
+    """
+
+    input_size: int = 784
+    hidden_1: tuple[int, ...] = (100, 100)
+    first_latent_size: int = 100
+    hidden_2: tuple[int, ...] = (50, 50)
+    latent_size: int = 50
+    activation: str = "tanh"
+
+    def __post_init__(self):
+        for name in ("input_size", "first_latent_size", "latent_size"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("hidden_1", "hidden_2"):
+            widths = tuple(getattr(self, name))
+            object.__setattr__(self, name, widths)
+            if not widths or any(
+                isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths
+            ):
+                raise ValueError(
+                    f"{name}: expected a non-empty tuple of positive ints, got {widths}"
+                )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation: expected one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+            )
+
+    def init(self, key: PRNGKey) -> Params:
+        """Glorot-uniform weights and zero biases."""
+        return jax.jit(self._init)(key)
+
+    def _init(self, key: PRNGKey) -> Params:
+        keys = iter(jax.random.split(key, 4))
+
+        def stack(key, n_in, widths, n_out, gaussian):
+            sizes = (n_in, *widths)
+            layer_keys = iter(jax.random.split(key, len(widths) + 2))
+            pairs = zip(sizes[:-1], sizes[1:], strict=True)
+            hidden = [_dense(next(layer_keys), a, b) for a, b in pairs]
+            if not gaussian:
+                return {"hidden": hidden, "logits": _dense(next(layer_keys), sizes[-1], n_out)}
+            return {
+                "hidden": hidden,
+                "mean": _dense(next(layer_keys), sizes[-1], n_out),
+                "log_variance": _dense(next(layer_keys), sizes[-1], n_out),
+            }
+
+        d, h1, h2 = self.input_size, self.first_latent_size, self.latent_size
+        return {
+            "q_h1": stack(next(keys), d, self.hidden_1, h1, True),
+            "q_h2": stack(next(keys), h1, self.hidden_2, h2, True),
+            "p_h1": stack(next(keys), h2, tuple(reversed(self.hidden_2)), h1, True),
+            "p_x": stack(next(keys), h1, tuple(reversed(self.hidden_1)), d, False),
+        }
+
+    def _gaussian(self, net: Params, x: Array) -> tuple[Array, Array]:
+        h = _mlp(net["hidden"], x, ACTIVATIONS[self.activation])
+        return _affine(net["mean"], h), _affine(net["log_variance"], h)
+
+    def encode(self, params: Params, x: ArrayLike) -> tuple[Array, Array]:
+        """``q(h1|x)``: ``[batch, input_size]`` -> (mean, log_variance) ``[batch, h1]``."""
+        x = jnp.asarray(x)
+        check_array(x, "x", rank=2, last_dim=self.input_size, floating=True)
+        return self._gaussian(params["q_h1"], x)
+
+    def encode_top(self, params: Params, h1: ArrayLike) -> tuple[Array, Array]:
+        """``q(h2|h1)``: ``[batch, h1]`` -> (mean, log_variance) ``[batch, h2]``."""
+        h1 = jnp.asarray(h1)
+        check_array(h1, "h1", rank=2, last_dim=self.first_latent_size, floating=True)
+        return self._gaussian(params["q_h2"], h1)
+
+    def decode_top(self, params: Params, h2: ArrayLike) -> tuple[Array, Array]:
+        """``p(h1|h2)``: ``[batch, h2]`` -> (mean, log_variance) ``[batch, h1]``."""
+        h2 = jnp.asarray(h2)
+        check_array(h2, "h2", rank=2, last_dim=self.latent_size, floating=True)
+        return self._gaussian(params["p_h1"], h2)
+
+    def decode(self, params: Params, h1: ArrayLike) -> Array:
+        """``p(x|h1)``: ``[batch, h1]`` -> Bernoulli logits ``[batch, input_size]``."""
+        h1 = jnp.asarray(h1)
+        check_array(h1, "h1", rank=2, last_dim=self.first_latent_size, floating=True)
+        net = params["p_x"]
+        return _affine(net["logits"], _mlp(net["hidden"], h1, ACTIVATIONS[self.activation]))
+
+    def log_importance_weights(
+        self, params: Params, x: Array, key: PRNGKey, *, num_samples: int, log_likelihood
+    ) -> Array:
+        """``log p(x|h1) + log p(h1|h2) + log p(h2) - log q(h1|x) - log q(h2|h1)``.
+
+        ``h1 ~ q(h1|x)`` and ``h2 ~ q(h2|h1)`` are reparameterised, ``num_samples`` per example.
+
+        Args:
+          params: from :meth:`init`.
+          x: ``[batch, input_size]``.
+          key: PRNG key.
+          num_samples: k ≥ 1.
+          log_likelihood: ``(logits, x) -> [batch]``, e.g. ``jaxae.bernoulli_log_likelihood``.
+
+        Returns:
+          ``[num_samples, batch]`` log importance weights.
+        """
+        check_positive_int(num_samples, "num_samples")
+        x = jnp.asarray(x)
+        batch = x.shape[0]
+        mean1, log_var1 = self.encode(params, x)
+        key1, key2 = jax.random.split(key)
+        eps1 = jax.random.normal(key1, (num_samples, *mean1.shape), mean1.dtype)
+        h1 = mean1[None] + jnp.exp(0.5 * log_var1)[None] * eps1
+        # Fold the samples into the batch: one matmul per layer for all k × batch rows.
+        h1_flat = h1.reshape(num_samples * batch, self.first_latent_size)
+        mean2, log_var2 = self.encode_top(params, h1_flat)
+        eps2 = jax.random.normal(key2, mean2.shape, mean2.dtype)
+        h2 = mean2 + jnp.exp(0.5 * log_var2) * eps2
+        prior_mean1, prior_log_var1 = self.decode_top(params, h2)
+        logits = self.decode(params, h1_flat).reshape(num_samples, batch, self.input_size)
+        log_px = jax.vmap(lambda out: log_likelihood(out, x))(logits)
+        log_p = (
+            diagonal_gaussian_log_density(h1_flat, prior_mean1, prior_log_var1)
+            + standard_normal_log_density(h2)
+        ).reshape(num_samples, batch)
+        log_q = (
+            diagonal_gaussian_log_density(
+                h1_flat,
+                jnp.broadcast_to(mean1[None], h1.shape).reshape(h1_flat.shape),
+                jnp.broadcast_to(log_var1[None], h1.shape).reshape(h1_flat.shape),
+            )
+            + diagonal_gaussian_log_density(h2, mean2, log_var2)
+        ).reshape(num_samples, batch)
+        return log_px + log_p - log_q
