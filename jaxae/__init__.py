@@ -27,7 +27,7 @@ from jaxae.models.stacked import (
     pretrain_layer,
     stack_encoders,
 )
-from jaxae.models.vae import MLPVAE, ConvVAE
+from jaxae.models.vae import MLPVAE, ConvVAE, TwoStochasticLayerVAE
 from jaxae.noise import gaussian_noise, masking_noise, salt_and_pepper_noise
 from jaxae.pca import (
     PCA,
@@ -87,6 +87,7 @@ __all__ = [
     "RBMLayer",
     "StackedClassifier",
     "TrainState",
+    "TwoStochasticLayerVAE",
     "active_units",
     "bernoulli_log_likelihood",
     "binarize",
