@@ -10,6 +10,7 @@ keeps the full-run rows of the others. ``python -m jaxae.results`` regenerates
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -17,8 +18,13 @@ import pathlib
 import platform
 import shlex
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+try:  # POSIX advisory locks; elsewhere concurrent writers of one file are not serialised
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 from jaxae.atomic import atomic_write_text
 
@@ -159,9 +165,27 @@ def write_results(
         raise ValueError(f"rows: expected a single mode per write, got {sorted(modes)}")
     path = pathlib.Path(results_dir) / f"{experiment}.json"
     replaced = {(row["mode"], row["model"]) for row in rows}
-    kept = [row for row in read_results(path) if (row["mode"], row["model"]) not in replaced]
-    atomic_write_text(path, json.dumps(kept + rows, indent=1) + "\n")
+    # Two runs of one experiment (say VAE and IWAE side by side) may finish together: the lock
+    # makes their read-modify-writes take turns, so neither drops the other's rows.
+    with _exclusive_lock(path):
+        kept = [row for row in read_results(path) if (row["mode"], row["model"]) not in replaced]
+        atomic_write_text(path, json.dumps(kept + rows, indent=1) + "\n")
     return path
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: pathlib.Path) -> Iterator[None]:
+    """Holds an advisory lock on ``.<name>.lock`` beside ``path`` (a no-op without fcntl)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path.parent / f".{path.name}.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _cell(text: str) -> str:

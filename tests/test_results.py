@@ -151,3 +151,23 @@ def test_render_markdown_links_figures_in_subfolders(tmp_path):
     text = results.render_markdown(results_dir)
     assert "[extra/filters.png](figures/exp/extra/filters.png)" in text
     assert "[top.png](figures/exp/top.png)" in text
+
+
+def test_concurrent_writers_of_one_experiment_keep_every_row(tmp_path):
+    # Runs of different models of one experiment finishing together must not drop rows.
+    import threading
+
+    barrier = threading.Barrier(8)
+
+    def writer(i):
+        barrier.wait()
+        for j in range(10):
+            results.write_results("exp", [_row(model=f"m{i}-{j}")], tmp_path)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    models = {row["model"] for row in results.read_results(tmp_path / "exp.json")}
+    assert models == {f"m{i}-{j}" for i in range(8) for j in range(10)}
