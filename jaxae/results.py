@@ -70,8 +70,17 @@ def hardware_description() -> str:
         pass
     devices = jax.devices()
     kind = devices[0].device_kind if devices[0].platform != "cpu" else cpu
-    cores = os.cpu_count()
-    return f"{devices[0].platform} x{len(devices)} ({kind}; {cores} cores), jax {jax.__version__}"
+    cores = f"{_usable_cores()} cores"
+    if _usable_cores() < (os.cpu_count() or 0):  # pinned, e.g. by taskset
+        cores = f"{_usable_cores()} of {os.cpu_count()} cores"
+    return f"{devices[0].platform} x{len(devices)} ({kind}; {cores}), jax {jax.__version__}"
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity mask), where the OS says."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def command_line() -> str:
@@ -175,17 +184,17 @@ def write_results(
 
 @contextlib.contextmanager
 def _exclusive_lock(path: pathlib.Path) -> Iterator[None]:
-    """Holds an advisory lock on ``.<name>.lock`` beside ``path`` (a no-op without fcntl)."""
+    """Holds an advisory lock on the folder of ``path``: no lock file left behind (POSIX)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if fcntl is None:  # pragma: no cover - Windows
         yield
         return
-    with open(path.parent / f".{path.name}.lock", "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _cell(text: str) -> str:

@@ -171,3 +171,11 @@ def test_concurrent_writers_of_one_experiment_keep_every_row(tmp_path):
         thread.join()
     models = {row["model"] for row in results.read_results(tmp_path / "exp.json")}
     assert models == {f"m{i}-{j}" for i in range(8) for j in range(10)}
+
+
+def test_hardware_description_counts_the_cores_a_pinned_run_may_use(monkeypatch):
+    monkeypatch.setattr(results.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(results.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert "; 2 cores)" in results.hardware_description()
+    monkeypatch.setattr(results.os, "sched_getaffinity", lambda pid: {1}, raising=False)
+    assert "; 1 of 2 cores)" in results.hardware_description()
