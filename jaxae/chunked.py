@@ -32,18 +32,27 @@ def _num_rows(data: Any) -> int:
 
 
 @functools.partial(jax.jit, static_argnames="fn")
-def _map_chunks(fn: Callable, chunks: Any) -> Any:
-    return jax.lax.map(fn, chunks)
+def _map_chunks(fn: Callable, args: tuple, chunks: Any) -> Any:
+    return jax.lax.map(lambda chunk: fn(*args, chunk), chunks)
 
 
-def chunked_map(fn: Callable[[Any], Any], data: Any, *, chunk_size: int = 1000) -> Any:
-    """``fn`` applied to ``data`` ``chunk_size`` rows at a time, results concatenated on device.
+@functools.partial(jax.jit, static_argnames="fn")
+def _apply(fn: Callable, args: tuple, batch: Any) -> Any:
+    return fn(*args, batch)
+
+
+def chunked_map(
+    fn: Callable[..., Any], data: Any, *, args: tuple = (), chunk_size: int = 1000
+) -> Any:
+    """``fn(*args, batch)`` over ``data`` ``chunk_size`` rows at a time, concatenated on device.
 
     Args:
-      fn: ``batch -> outputs``, each output with the batch as its leading axis; a hashable
-        callable (a function, or a ``functools.partial`` kept by the caller) is compiled once
-        per shape. Must be row-wise: row ``i`` of the output depends on row ``i`` of the input.
+      fn: ``(*args, batch) -> outputs``, each output with the batch as its leading axis, e.g.
+        ``model.encode`` with ``args=(params,)``. Compiled once per ``fn``, shapes and dtypes
+        (``args`` are traced, never baked in), so pass a module-level function or a bound method,
+        not a fresh lambda per call. Must be row-wise: output row ``i`` depends on input row ``i``.
       data: an array ``[n, ...]`` or a PyTree of arrays sharing the leading axis ``n``.
+      args: PyTrees passed whole to every call before the batch (parameters, say).
       chunk_size: rows per chunk.
 
     Returns:
@@ -56,18 +65,20 @@ def chunked_map(fn: Callable[[Any], Any], data: Any, *, chunk_size: int = 1000) 
     parts = []
     if full:
         chunks = jax.tree.map(lambda a: a[:full].reshape(-1, chunk_size, *a.shape[1:]), data)
-        out = _map_chunks(fn, chunks)
+        out = _map_chunks(fn, tuple(args), chunks)
         parts.append(jax.tree.map(lambda a: a.reshape(full, *a.shape[2:]), out))
     if full < n or n == 0:
-        parts.append(jax.jit(fn)(jax.tree.map(lambda a: a[full:], data)))
+        parts.append(_apply(fn, tuple(args), jax.tree.map(lambda a: a[full:], data)))
     if len(parts) == 1:
         return parts[0]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
 
 
-def chunked_mean(fn: Callable[[Any], Array], data: Any, *, chunk_size: int = 1000) -> float:
-    """Mean over all ``n`` rows of a per-example function ``batch -> [batch]``, as a float."""
-    values = chunked_map(fn, data, chunk_size=chunk_size)
+def chunked_mean(
+    fn: Callable[..., Array], data: Any, *, args: tuple = (), chunk_size: int = 1000
+) -> float:
+    """Mean over all ``n`` rows of a per-example ``fn(*args, batch) -> [batch]``, as a float."""
+    values = chunked_map(fn, data, args=args, chunk_size=chunk_size)
     if values.ndim != 1:
         raise ValueError(
             f"fn: expected one value per example, shape [{_num_rows(data)}], "

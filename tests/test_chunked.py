@@ -25,6 +25,24 @@ def test_chunked_map_pytree_in_and_out():
     np.testing.assert_array_equal(out[1], data["y"] + 1)
 
 
+def _scaled_rows(scale, x):
+    return scale * jnp.sum(x, axis=1)
+
+
+def test_chunked_map_passes_args_traced_and_compiles_once():
+    x = jnp.arange(12.0).reshape(6, 2)
+    traces = []
+
+    def fn(scale, batch):
+        traces.append(None)
+        return _scaled_rows(scale, batch)
+
+    for scale in (1.0, 2.0, 3.0):
+        got = chunked_map(fn, x, args=(jnp.float32(scale),), chunk_size=3)
+        np.testing.assert_allclose(got, scale * x.sum(axis=1))
+    assert len(traces) == 1  # one lax.map trace: new args do not recompile
+
+
 def test_chunked_mean_and_errors():
     x = jnp.arange(10.0).reshape(5, 2)
     assert chunked_mean(_square_rows, x, chunk_size=2) == pytest.approx(
