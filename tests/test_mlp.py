@@ -91,3 +91,11 @@ def test_bad_configuration_and_inputs():
         model.encode(params, jnp.full((3, 4), jnp.nan))
     with pytest.raises(ValueError, match="params: expected 2 encoder and decoder layers"):
         MLPAutoencoder((4, 3, 2)).encode(params, jnp.zeros((1, 4)))
+
+
+def test_encode_logits_is_the_code_pre_activation(key):
+    model = MLPAutoencoder((6, 4, 3), activation="tanh", code_activation="sigmoid")
+    params = model.init(key)
+    x = jax.random.uniform(jax.random.key(1), (5, 6))
+    logits = jax.jit(lambda p, b: model.encode(p, b, logits=True))(params, x)
+    np.testing.assert_allclose(jax.nn.sigmoid(logits), model.encode(params, x), rtol=1e-6)

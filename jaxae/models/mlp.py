@@ -105,12 +105,14 @@ class MLPAutoencoder:
             return [layer["w"].T for layer in reversed(params["encoder"])]
         return [layer["w"] for layer in params["decoder"]]
 
-    def encode(self, params: Params, x: ArrayLike) -> Array:
+    def encode(self, params: Params, x: ArrayLike, *, logits: bool = False) -> Array:
         """Codes of a batch.
 
         Args:
           params: from :meth:`init` (or :func:`jaxae.unroll`).
           x: ``[batch, sizes[0]]``.
+          logits: return the code layer's pre-activation instead of ``code_activation`` of it
+            (e.g. to add noise before a sigmoid code, as semantic hashing does).
 
         Returns:
           ``[batch, sizes[-1]]``.
@@ -122,8 +124,9 @@ class MLPAutoencoder:
         n_layers = len(params["encoder"])
         for i, layer in enumerate(params["encoder"]):
             x = x @ layer["w"] + layer["b"][None, :]
-            x = code(x) if i == n_layers - 1 else hidden(x)
-        return x
+            if i < n_layers - 1:
+                x = hidden(x)
+        return x if logits else code(x)
 
     def decode(self, params: Params, z: ArrayLike, *, logits: bool = False) -> Array:
         """Reconstructions from codes.
