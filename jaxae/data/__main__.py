@@ -2,6 +2,6 @@
 
 import sys
 
-from jaxae.data import main
+from jaxae.data.cli import main
 
 sys.exit(main())
