@@ -339,8 +339,9 @@ class _FakeResponse(io.BytesIO):
 
 
 @pytest.fixture
-def tiny_fashion(tmp_path, monkeypatch):
-    """Tiny IDX files standing in for fashion_mnist, served by a fake urlopen (no network)."""
+def tiny_fashion_files(tmp_path, monkeypatch):
+    """Tiny gzipped IDX files standing in for fashion_mnist, their sha256s in place of the real
+    ones; the Debian dir is an empty tmp dir, and any network access fails the test."""
     rng = np.random.default_rng(0)
     arrays = {
         "train-images-idx3-ubyte.gz": rng.integers(0, 256, (7, 28, 28), dtype=np.uint8),
@@ -350,8 +351,21 @@ def tiny_fashion(tmp_path, monkeypatch):
     }
     files = {name: _idx_gz(a) for name, a in arrays.items()}
     monkeypatch.setattr(fashion_mnist, "_SHA256", {n: _sha256(b) for n, b in files.items()})
-    monkeypatch.setattr(fashion_mnist, "_DEBIAN_DIR", tmp_path / "no-debian-package")
+    debian = tmp_path / "debian"
+    monkeypatch.setattr(fashion_mnist, "_DEBIAN_DIR", debian)
     monkeypatch.setattr(cache, "_CHUNK", 1000)
+
+    def no_network(url, timeout=None):
+        raise AssertionError(f"a test tried the network: {url}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    return arrays, files, debian
+
+
+@pytest.fixture
+def tiny_fashion(tiny_fashion_files, monkeypatch):
+    """The tiny fashion_mnist files, served by a fake urlopen (no network)."""
+    arrays, files, _ = tiny_fashion_files
     requested = []
 
     def serve(fail_after=None):
@@ -397,9 +411,81 @@ def test_fashion_mnist_missing_without_download(tmp_path, tiny_fashion):
 
 # --------------------------------------------------------------------------- fashion_mnist
 
+_DEBIAN_INSTALLED = (FASHION_DEBIAN / "train-images-idx3-ubyte.gz").exists()
 
+
+def _write_files(directory: pathlib.Path, files: dict[str, bytes]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, payload in files.items():
+        (directory / name).write_bytes(payload)
+
+
+@pytest.mark.parametrize(("split", "prefix"), [("train", "train"), ("test", "t10k")])
+def test_fashion_mnist_from_the_debian_dir(tmp_path, tiny_fashion_files, split, prefix):
+    arrays, files, debian = tiny_fashion_files
+    _write_files(debian, files)
+    root = tmp_path / "cache"
+    ds = data.load("fashion_mnist", split, data_dir=root, download=False)
+    images, labels = (
+        arrays[f"{prefix}-images-idx3-ubyte.gz"],
+        arrays[f"{prefix}-labels-idx1-ubyte.gz"],
+    )
+    assert ds.images.shape == (len(labels), 28, 28, 1)
+    assert ds.images.dtype == np.float32 and ds.labels.dtype == np.int32
+    np.testing.assert_allclose(ds.images[..., 0], images / 255, rtol=1e-6)
+    np.testing.assert_array_equal(ds.labels, labels)
+    assert not ds.images.flags.writeable and not ds.labels.flags.writeable
+    assert data.fetch("fashion_mnist", data_dir=root) == [debian / name for name in files]
+    assert not (root / "fashion_mnist").exists()  # read in place, nothing copied
+
+
+def test_fashion_mnist_corrupted_debian_file_says_how_to_reinstall(tmp_path, tiny_fashion_files):
+    _, files, debian = tiny_fashion_files
+    _write_files(debian, files)
+    bad = debian / "t10k-images-idx3-ubyte.gz"
+    bad.write_bytes(files[bad.name][:-10])
+    root = tmp_path / "cache"
+    with pytest.raises(data.DataFileError, match="truncated or corrupted") as info:
+        data.load("fashion_mnist", "test", data_dir=root, download=False)
+    assert str(bad) in str(info.value)
+    assert "apt-get install --reinstall dataset-fashion-mnist" in str(info.value)
+    # A good copy in the cache is searched first, as the message says.
+    _write_files(root / "fashion_mnist", {bad.name: files[bad.name]})
+    assert len(data.load("fashion_mnist", "test", data_dir=root, download=False)) == 3
+
+
+def test_fashion_mnist_corrupted_idx_header_in_the_cache(tmp_path, tiny_fashion_files, monkeypatch):
+    arrays, files, debian = tiny_fashion_files
+    _write_files(debian, files)  # good files behind the cache: the cache's bad one still wins
+    bad = tmp_path / "fashion_mnist" / "train-labels-idx1-ubyte.gz"
+    labels = gzip.decompress(files[bad.name])
+    corrupted = gzip.compress(b"\x00\x00\x08\x03" + labels[4:])  # labels claim 3 dims
+    _write_files(bad.parent, {bad.name: corrupted})
+    # The checksum catches it first ...
+    with pytest.raises(data.DataFileError, match="truncated or corrupted") as info:
+        data.load("fashion_mnist", data_dir=tmp_path, download=False)
+    assert str(bad) in str(info.value)
+    # ... and were the checksum to pass, the IDX reader would refuse the header.
+    sha256 = {**fashion_mnist._SHA256, bad.name: _sha256(corrupted)}
+    monkeypatch.setattr(fashion_mnist, "_SHA256", sha256)
+    with pytest.raises(data.DataFileError, match=r"bad IDX header .*00000801.*corrupted") as info:
+        data.load("fashion_mnist", data_dir=tmp_path, download=False)
+    assert str(bad) in str(info.value)
+
+
+def test_fashion_mnist_images_and_labels_must_agree(tmp_path, tiny_fashion_files, monkeypatch):
+    arrays, files, debian = tiny_fashion_files
+    short = _idx_gz(arrays["t10k-labels-idx1-ubyte.gz"][:2])
+    files = {**files, "t10k-labels-idx1-ubyte.gz": short}
+    monkeypatch.setattr(fashion_mnist, "_SHA256", {n: _sha256(b) for n, b in files.items()})
+    _write_files(debian, files)
+    with pytest.raises(data.DataFileError, match=r"t10k-images.* has 3 images but .* 2 labels"):
+        data.load("fashion_mnist", "test", data_dir=tmp_path, download=False)
+
+
+@pytest.mark.skipif(not _DEBIAN_INSTALLED, reason="needs Debian's dataset-fashion-mnist")
 @pytest.mark.parametrize(("split", "n"), [("train", 60000), ("test", 10000)])
-def test_fashion_mnist_from_the_debian_files(tmp_path, split, n):
+def test_fashion_mnist_from_the_real_debian_files(tmp_path, split, n):
     ds = data.load("fashion_mnist", split, data_dir=tmp_path, download=False)
     assert ds.images.shape == (n, 28, 28, 1)
     assert ds.images.dtype == np.float32 and ds.labels.dtype == np.int32
@@ -408,16 +494,6 @@ def test_fashion_mnist_from_the_debian_files(tmp_path, split, n):
     np.testing.assert_allclose(scaled, np.round(scaled), atol=1e-4)
     np.testing.assert_array_equal(np.bincount(ds.labels), [n // 10] * 10)  # balanced classes
     assert not (tmp_path / "fashion_mnist").exists()  # read in place, nothing copied
-
-
-def test_fashion_mnist_corrupted_idx_header_in_the_cache(tmp_path):
-    bad = tmp_path / "fashion_mnist" / "train-labels-idx1-ubyte.gz"
-    bad.parent.mkdir()
-    labels = gzip.decompress((FASHION_DEBIAN / bad.name).read_bytes())
-    bad.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + labels[4:]))  # labels claim 3 dims
-    with pytest.raises(data.DataFileError, match="corrupted") as info:
-        data.load("fashion_mnist", data_dir=tmp_path, download=False)
-    assert str(bad) in str(info.value)
 
 
 def test_idx_parser_checks_magic_and_length(tmp_path):
