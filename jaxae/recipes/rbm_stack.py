@@ -131,8 +131,10 @@ def rbm_optimizer(
 
 
 def hinton_rbm_optimizer(spec: rbm.RBMSpec, steps_per_epoch: int) -> optax.GradientTransformation:
-    """The paper's recipe for one layer: :func:`rbm_optimizer` with rate 0.1 (0.001 for a layer
-    with Gaussian hidden units), weight decay 2e-4, momentum 0.5 for 5 epochs, then 0.9.
+    """The optimizer of Hinton & Salakhutdinov (2006) for one RBM layer (RBMConfig's default).
+
+    :func:`rbm_optimizer` with rate 0.1 (0.001 for a layer with Gaussian hidden units), weight
+    decay 2e-4, momentum 0.5 for 5 epochs, then 0.9.
 
     Args:
       spec: the layer's sizes and unit types.
