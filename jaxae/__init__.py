@@ -7,26 +7,16 @@ from jaxae import (
     parallel,
     pca,
     rbm,
+    recipes,
     regularizers,
     retrieval,
     text,
     variational,
 )
 from jaxae.losses import sigmoid_cross_entropy, softmax_cross_entropy, squared_error
-from jaxae.models.deep import PretrainConfig, RBMLayer, greedy_pretrain, propagate, unroll
+from jaxae.models.contract import Autoencoder
+from jaxae.models.deep import unroll
 from jaxae.models.mlp import MLPAutoencoder, untie
-from jaxae.models.stacked import (
-    LayerConfig,
-    PretrainedLayer,
-    StackedClassifier,
-    classification_error,
-    encode_layer,
-    features_of,
-    finetune_classifier,
-    greedy_layerwise_pretrain,
-    pretrain_layer,
-    stack_encoders,
-)
 from jaxae.models.vae import MLPVAE, ConvVAE, TwoStochasticLayerVAE
 from jaxae.noise import gaussian_noise, masking_noise, salt_and_pepper_noise
 from jaxae.pca import (
@@ -36,6 +26,20 @@ from jaxae.pca import (
     pca_encode,
     principal_angle_cosines,
     principal_components_from_decoder,
+)
+from jaxae.recipes import (
+    AutoencoderConfig,
+    PretrainedLayer,
+    RBMConfig,
+    StackedClassifier,
+    classification_error,
+    encode_layers,
+    finetune_classifier,
+    pretrain_layer,
+    pretrain_rbm_stack,
+    pretrain_stack,
+    rbm_optimizer,
+    stack_encoders,
 )
 from jaxae.regularizers import (
     contractive_penalty,
@@ -59,7 +63,6 @@ from jaxae.train import (
 from jaxae.variational import (
     active_units,
     bernoulli_log_likelihood,
-    binarize,
     diagonal_gaussian_log_density,
     elbo,
     gaussian_kl_to_standard_normal,
@@ -68,6 +71,7 @@ from jaxae.variational import (
     importance_sampled_log_likelihood,
     iwae_bound,
     reparameterize,
+    sample_binary,
     standard_normal_log_density,
     variational_loss,
 )
@@ -75,29 +79,27 @@ from jaxae.variational import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Autoencoder",
+    "AutoencoderConfig",
     "ConvVAE",
     "FitResult",
-    "LayerConfig",
     "MLPAutoencoder",
     "MLPVAE",
     "NonFiniteError",
     "PCA",
-    "PretrainConfig",
     "PretrainedLayer",
-    "RBMLayer",
+    "RBMConfig",
     "StackedClassifier",
     "TrainState",
     "TwoStochasticLayerVAE",
     "active_units",
     "bernoulli_log_likelihood",
-    "binarize",
     "classification_error",
     "contractive_penalty",
     "data",
     "diagonal_gaussian_log_density",
     "elbo",
-    "encode_layer",
-    "features_of",
+    "encode_layers",
     "finetune_classifier",
     "fit",
     "fit_pca",
@@ -105,8 +107,6 @@ __all__ = [
     "gaussian_log_likelihood",
     "gaussian_noise",
     "gradients_of_loss",
-    "greedy_layerwise_pretrain",
-    "greedy_pretrain",
     "importance_log_weights",
     "importance_sampled_log_likelihood",
     "init_train_state",
@@ -125,14 +125,18 @@ __all__ = [
     "pca_encode",
     "per_example_mean",
     "pretrain_layer",
+    "pretrain_rbm_stack",
+    "pretrain_stack",
     "principal_angle_cosines",
     "principal_components_from_decoder",
-    "propagate",
     "rbm",
+    "rbm_optimizer",
+    "recipes",
     "regularizers",
     "reparameterize",
     "retrieval",
     "salt_and_pepper_noise",
+    "sample_binary",
     "sigmoid_contractive_penalty",
     "sigmoid_cross_entropy",
     "softmax_cross_entropy",

@@ -33,7 +33,10 @@ def _check_pair(prediction, target, pred_name: str, target_name: str = "targets"
 
 
 def squared_error(predictions: ArrayLike, targets: ArrayLike) -> Array:
-    """Squared error summed over features, one value per example.
+    """Squared error summed over features: one value per example, not per element as in optax.
+
+    ``optax.squared_error`` of the same arguments is elementwise; this is its sum over every
+    axis but the batch.
 
     The metric of Hinton & Salakhutdinov (2006): summed over the 784 pixels, averaged over
     images by the caller.
@@ -51,7 +54,10 @@ def squared_error(predictions: ArrayLike, targets: ArrayLike) -> Array:
 
 
 def sigmoid_cross_entropy(logits: ArrayLike, targets: ArrayLike) -> Array:
-    """Bernoulli cross-entropy from logits, summed over features, one value per example.
+    """Bernoulli cross-entropy from logits, summed per example (optax's is per element).
+
+    Unlike ``optax.sigmoid_binary_cross_entropy``, which is per element: this is its sum over
+    every axis but the batch.
 
     ``-[t log σ(z) + (1 - t) log(1 - σ(z))]`` with targets ``t`` in [0, 1] (grey levels are
     allowed, as in Hinton & Salakhutdinov 2006). Stable for ``|z|`` in the hundreds.

@@ -43,7 +43,7 @@ __all__ = [
     "HammingTable",
     "RetrievalScores",
     "average_precision",
-    "binarize",
+    "threshold_codes",
     "build_hamming_table",
     "code_binariness",
     "cosine_distance",
@@ -74,7 +74,7 @@ def _is_concrete(x) -> bool:
 # --------------------------------------------------------------------------- codes
 
 
-def binarize(x: ArrayLike, *, threshold: float = 0.5) -> Array:
+def threshold_codes(x: ArrayLike, *, threshold: float = 0.5) -> Array:
     """Binary codes ``x > threshold`` as uint8 {0, 1}, same shape as ``x``.
 
     Use ``threshold=0.5`` for logistic code units and ``threshold=0.0`` for signs (binarised LSA,
@@ -111,7 +111,7 @@ def _check_binary(codes, name: str) -> None:
             raise ValueError(
                 f"{name}: expected binary codes with values in {{0, 1}}, found {int(bad.sum())} "
                 f"other entries, e.g. {examples}; threshold real codes first "
-                "(jaxae.retrieval.binarize)"
+                "(jaxae.retrieval.threshold_codes)"
             )
 
 
@@ -149,7 +149,7 @@ def _pack(codes: Array) -> Array:
 def random_hyperplanes(key: PRNGKey, n_features: int, n_bits: int) -> Array:
     """Gaussian random directions for sign-random-projection LSH: float32 ``[n_features, n_bits]``.
 
-    ``binarize(x @ planes, threshold=0.0)`` gives codes whose Hamming distances estimate the
+    ``threshold_codes(x @ planes, threshold=0.0)`` gives codes whose Hamming distances estimate the
     angle between the vectors (Charikar 2002): the LSH baseline of semantic hashing.
     """
     check_positive_int(n_features, "n_features")

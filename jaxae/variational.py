@@ -4,8 +4,8 @@ Every term is a pure function, so a researcher composes the objective they want.
 is anything with two pure methods over a parameter PyTree (the VAEs of :mod:`jaxae.models.vae`,
 or your own frozen dataclass)::
 
-    model.encode(params, x) -> (mean, log_variance)   # q(z|x) = N(mean, diag(exp(log_variance)))
-    model.decode(params, z) -> decoder output          # e.g. Bernoulli logits of p(x|z)
+    model.posterior(params, x) -> (mean, log_variance)  # q(z|x) = N(mean, diag(exp(log_var)))
+    model.decode(params, z, logits=True) -> output      # e.g. Bernoulli logits of p(x|z)
 
 The prior is ``p(z) = N(0, I)``. ``elbo`` and ``iwae_bound`` return one value per example (in
 nats); the caller reduces. Inside ``jit`` pass the model as a static argument (frozen dataclasses
@@ -36,7 +36,7 @@ from jaxae.validation import check_array, check_positive_int, check_same_shape
 __all__ = [
     "active_units",
     "bernoulli_log_likelihood",
-    "binarize",
+    "sample_binary",
     "diagonal_gaussian_log_density",
     "elbo",
     "gaussian_kl_to_standard_normal",
@@ -175,11 +175,11 @@ def gaussian_log_likelihood(mean: ArrayLike, log_variance: ArrayLike, x: ArrayLi
 
 
 def _encode(model: Any, params: Params, x: Array) -> tuple[Array, Array]:
-    mean, log_variance = model.encode(params, x)
+    mean, log_variance = model.posterior(params, x)
     _check_gaussian(mean, log_variance)
     if mean.shape[0] != x.shape[0]:
         raise ValueError(
-            f"model.encode: expected {x.shape[0]} rows of means, got shape {tuple(mean.shape)}"
+            f"model.posterior: expected {x.shape[0]} rows of means, got shape {tuple(mean.shape)}"
         )
     return mean, log_variance
 
@@ -198,7 +198,8 @@ def importance_log_weights(
     The decoder is ``vmap``-ed over the samples, so memory grows as ``num_samples × batch``.
 
     Args:
-      model: has ``encode(params, x) -> (mean, log_variance)`` and ``decode(params, z)``.
+      model: has ``posterior(params, x) -> (mean, log_variance)`` and
+        ``decode(params, z, logits=True)``.
       params: the model's parameters.
       x: ``[batch, ...]`` observations.
       key: PRNG key for the samples.
@@ -232,7 +233,7 @@ def _log_weights(model, params, x, mean, log_variance, key, num_samples, log_lik
     z = reparameterize(key, mean, log_variance, num_samples=num_samples)
 
     def one_sample(z_s):
-        log_px = log_likelihood(model.decode(params, z_s), x)
+        log_px = log_likelihood(model.decode(params, z_s, logits=True), x)
         return (
             log_px
             + standard_normal_log_density(z_s)
@@ -263,7 +264,8 @@ def elbo(
     same key.
 
     Args:
-      model: has ``encode(params, x) -> (mean, log_variance)`` and ``decode(params, z)``.
+      model: has ``posterior(params, x) -> (mean, log_variance)`` and
+        ``decode(params, z, logits=True)``.
       params: the model's parameters.
       x: ``[batch, ...]`` observations.
       key: PRNG key for the reparameterisation noise.
@@ -294,7 +296,7 @@ def elbo(
         return log_w.mean(axis=0)  # the sampled-KL estimator (eq. 7): no closed form here
     mean, log_variance = _encode(model, params, x)
     z = reparameterize(key, mean, log_variance, num_samples=num_samples)
-    log_px = jax.vmap(lambda z_s: log_likelihood(model.decode(params, z_s), x))(z)
+    log_px = jax.vmap(lambda z_s: log_likelihood(model.decode(params, z_s, logits=True), x))(z)
     if analytic_kl:
         kl = gaussian_kl_to_standard_normal(mean, log_variance)
         return log_px.mean(axis=0) - beta * kl
@@ -321,7 +323,8 @@ def iwae_bound(
     ``exp(-500)`` neither underflow nor overflow.
 
     Args:
-      model: has ``encode(params, x) -> (mean, log_variance)`` and ``decode(params, z)``.
+      model: has ``posterior(params, x) -> (mean, log_variance)`` and
+        ``decode(params, z, logits=True)``.
       params: the model's parameters.
       x: ``[batch, ...]`` observations.
       key: PRNG key for the k samples.
@@ -361,8 +364,9 @@ def importance_sampled_log_likelihood(
     memory is about ``samples_per_chunk × batch_size × output size`` floats.
 
     Args:
-      model: has ``encode(params, x) -> (mean, log_variance)`` and ``decode(params, z)``; it
-        must be hashable (a frozen dataclass), as it is a static argument of ``jit``.
+      model: has ``posterior(params, x) -> (mean, log_variance)`` and
+        ``decode(params, z, logits=True)``; it must be hashable (a frozen dataclass), as it is
+        a static argument of ``jit``.
       params: the model's parameters.
       x: ``[n, ...]`` a whole evaluation set, finite.
       key: PRNG key; batch ``j`` uses ``fold_in(key, j)``.
@@ -459,7 +463,7 @@ def active_units(posterior_means: ArrayLike, *, threshold: float = 1e-2) -> Arra
     return jnp.sum(variance > threshold).astype(jnp.int32)
 
 
-def binarize(key: PRNGKey, x: ArrayLike) -> Array:
+def sample_binary(key: PRNGKey, x: ArrayLike) -> Array:
     """A fresh Bernoulli sample of grey levels in [0, 1]: dynamic binarisation of MNIST.
 
     Drawn anew every time a batch is used (from the training step's key), as in Burda et al.
@@ -493,7 +497,8 @@ def variational_loss(
     the binarisation of the batch and one for the reparameterisation noise.
 
     Args:
-      model: has ``encode(params, x) -> (mean, log_variance)`` and ``decode(params, z)``.
+      model: has ``posterior(params, x) -> (mean, log_variance)`` and
+        ``decode(params, z, logits=True)``.
       num_samples: k samples per example (averaged by the ELBO, importance-weighted by IWAE).
       objective: "elbo" or "iwae".
       beta: KL weight of the ELBO (must be 1 for "iwae").
@@ -512,7 +517,7 @@ def variational_loss(
 
     def loss_fn(params, batch, key):
         binarize_key, sample_key = jax.random.split(key)
-        x = binarize(binarize_key, batch) if dynamic_binarization else batch
+        x = sample_binary(binarize_key, batch) if dynamic_binarization else batch
         if objective == "iwae":
             bound = iwae_bound(
                 model, params, x, sample_key, num_samples=num_samples, log_likelihood=log_likelihood
@@ -529,7 +534,7 @@ def variational_loss(
             )
         if _has_own_weights(model):  # no single Gaussian posterior to take the KL of
             return -bound.mean(), {"bound": bound.mean()}
-        kl = gaussian_kl_to_standard_normal(*model.encode(params, x))
+        kl = gaussian_kl_to_standard_normal(*model.posterior(params, x))
         return -bound.mean(), {"bound": bound.mean(), "kl": kl.mean()}
 
     return loss_fn

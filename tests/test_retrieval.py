@@ -46,7 +46,7 @@ def test_pack_bits_places_bit_j_at_word_j_div_32_bit_j_mod_32():
             np.array([[0, 1, 2]]),
             r"codes: expected binary codes .* found 1 other entries, e.g. \[2\]",
         ),
-        (np.array([[0.0, 0.7]]), r"e.g. \[0.7.*binarize"),
+        (np.array([[0.0, 0.7]]), r"e.g. \[0.7.*threshold_codes"),
         (np.array([[0, -1]]), r"e.g. \[-1\]"),
         (np.array([0, 1]), "codes: expected rank 2"),
         (np.zeros((0, 4)), "codes: expected a non-empty array"),
@@ -269,10 +269,12 @@ def test_evaluate_retrieval_bad_inputs():
 # --------------------------------------------------------------------------- code makers
 
 
-def test_binarize_lsh_and_binariness(key):
+def test_threshold_codes_lsh_and_binariness(key):
     x = np.array([[0.05, 0.5, 0.95], [0.2, 0.51, -1.0]], np.float32)
-    np.testing.assert_array_equal(retrieval.binarize(x), [[0, 0, 1], [0, 1, 0]])
-    np.testing.assert_array_equal(retrieval.binarize(x, threshold=0.0), [[1, 1, 1], [1, 1, 0]])
+    np.testing.assert_array_equal(retrieval.threshold_codes(x), [[0, 0, 1], [0, 1, 0]])
+    np.testing.assert_array_equal(
+        retrieval.threshold_codes(x, threshold=0.0), [[1, 1, 1], [1, 1, 0]]
+    )
     assert retrieval.code_binariness(np.array([[0.05, 0.5, 0.95, 0.2]])) == 0.5
     with pytest.raises(ValueError, match=r"activations: expected values in \[0.0, 1.0\]"):
         retrieval.code_binariness(x)
@@ -281,7 +283,7 @@ def test_binarize_lsh_and_binariness(key):
     # Sign random projections: the Hamming distance estimates the angle (Charikar 2002).
     big = retrieval.random_hyperplanes(key, 2, 4000)
     a, b = np.array([[1.0, 0.0]]), np.array([[1.0, 1.0]])
-    codes = retrieval.binarize(np.concatenate([a, b]) @ np.asarray(big), threshold=0.0)
+    codes = retrieval.threshold_codes(np.concatenate([a, b]) @ np.asarray(big), threshold=0.0)
     angle_fraction = float(np.mean(codes[0] != codes[1]))
     assert abs(angle_fraction - 0.25) < 0.03  # 45 degrees of 180
 

@@ -46,11 +46,15 @@ def test_mlp_vae_default_is_burda_one_stochastic_layer(key):
 def test_mlp_vae_matches_numpy(small_params):
     x = np.random.default_rng(0).random((4, 64)).astype(np.float32)
     z = np.random.default_rng(1).normal(size=(4, 8)).astype(np.float32)
-    mean, log_var = jax.jit(SMALL.encode)(small_params, x)
-    logits = jax.jit(SMALL.decode)(small_params, z)
+    mean, log_var = jax.jit(SMALL.posterior)(small_params, x)
+    logits = jax.jit(functools.partial(SMALL.decode, logits=True))(small_params, z)
     ref = _numpy_mlp_vae(small_params, x, z)
     for got, want in zip((mean, log_var, logits), ref, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # The contract's defaults: encode is the posterior mean, decode the Bernoulli mean.
+    np.testing.assert_allclose(jax.jit(SMALL.encode)(small_params, x), ref[0], rtol=1e-5)
+    probabilities = 1 / (1 + np.exp(-ref[2]))
+    np.testing.assert_allclose(jax.jit(SMALL.decode)(small_params, z), probabilities, rtol=1e-5)
 
 
 CONV = ConvVAE(latent_size=4, image_shape=(8, 8, 1), features=(8,), hidden=32)
@@ -64,7 +68,7 @@ def conv_params():
 def test_conv_vae_encode_decode_shapes_under_jit(key, conv_params):
     model, params = CONV, conv_params
     x = jax.random.uniform(key, (3, 8, 8, 1))
-    mean, log_var = jax.jit(model.encode)(params, x)
+    mean, log_var = jax.jit(model.posterior)(params, x)
     assert mean.shape == log_var.shape == (3, 4)
     assert jax.jit(model.decode)(params, mean).shape == (3, 8, 8, 1)
     assert set(params) == {"encoder", "decoder"}  # Flax variables of two Linen modules
@@ -162,8 +166,8 @@ def _two_layer_exact_log_likelihood(params, x, half_width=9.0, points=801):
     grid = np.linspace(-half_width, half_width, points, dtype=np.float32)
     step = float(grid[1] - grid[0])
     h = jnp.asarray(grid[:, None])
-    prior_mean, prior_log_var = jax.jit(TWO.decode_top)(params, h)  # p(h1|h2), rows: h2
-    logits = jax.jit(TWO.decode)(params, h)  # p(x|h1), rows: h1
+    prior_mean, prior_log_var = jax.jit(TWO.prior_top)(params, h)  # p(h1|h2), rows: h2
+    logits = jax.jit(functools.partial(TWO.decode, logits=True))(params, h)  # p(x|h1), rows: h1
     log_px = np.asarray(
         jax.vmap(
             lambda xi: variational.bernoulli_log_likelihood(logits, jnp.tile(xi, (points, 1)))

@@ -25,12 +25,13 @@ def _jit(fn, **static):
 class BernoulliToy:
     """z ~ N(0, 1) (1-D), x_i | z ~ Bernoulli(sigmoid(w_i z + b_i)); a linear Gaussian encoder."""
 
-    def encode(self, params, x):
+    def posterior(self, params, x):
         mean = x @ params["enc_mean"] + params["c_mean"][None, :]
         return mean, x @ params["enc_logvar"] + params["c_lv"][None, :]
 
-    def decode(self, params, z):
-        return z @ params["w"] + params["b"][None, :]
+    def decode(self, params, z, *, logits=False):
+        out = z @ params["w"] + params["b"][None, :]
+        return out if logits else jax.nn.sigmoid(out)
 
 
 def _bernoulli_toy_params(encoder_scale=0.0):
@@ -74,14 +75,15 @@ class LinearGaussian:
     def _wb(self):
         return jnp.array(self.w), jnp.array(self.b)
 
-    def encode(self, params, x):
+    def posterior(self, params, x):
         w, b = self._wb()
         precision = 1.0 + jnp.sum(w * w, axis=0) / self.noise_std**2  # diagonal: WᵀW diagonal
         mean = ((x - b[None, :]) @ w) / self.noise_std**2 / precision[None, :]
         log_variance = jnp.broadcast_to(-jnp.log(precision), mean.shape)
         return mean + self.shift * params["scale"], log_variance
 
-    def decode(self, params, z):
+    def decode(self, params, z, *, logits=False):
+        del logits  # a Gaussian decoder: its output is (mean, log_variance) either way
         w, b = self._wb()
         mean = z @ w.T + b[None, :]
         return mean, jnp.full_like(mean, 2 * math.log(self.noise_std))
@@ -277,9 +279,9 @@ def test_active_units_counts_units_whose_mean_varies():
     assert int(V.active_units(means, threshold=1e-3)) == 4
 
 
-def test_binarize_draws_fresh_bernoulli_pixels(key):
+def test_sample_binary_draws_fresh_bernoulli_pixels(key):
     x = jnp.full((200, 50), 0.3)
-    a, b = V.binarize(key, x), V.binarize(jax.random.fold_in(key, 1), x)
+    a, b = V.sample_binary(key, x), V.sample_binary(jax.random.fold_in(key, 1), x)
     assert set(np.unique(a)) <= {0.0, 1.0}
     assert abs(float(a.mean()) - 0.3) < 0.02
     assert not np.array_equal(a, b)
@@ -316,4 +318,4 @@ def test_bad_inputs_raise_clear_errors(key):
     with pytest.raises(ValueError, match="objective: expected 'elbo' or 'iwae'"):
         V.variational_loss(model, objective="vae")
     with pytest.raises(ValueError, match=r"x: expected values in \[0.0, 1.0\]"):
-        V.binarize(key, 3 * x)
+        V.sample_binary(key, 3 * x)

@@ -1,10 +1,13 @@
 """Variational autoencoders: Gaussian encoders and Bernoulli decoders as pure functions.
 
-Two models with one interface, the one :mod:`jaxae.variational` consumes::
+Each satisfies the model contract (:class:`jaxae.models.contract.Autoencoder`) and adds the
+posterior that :mod:`jaxae.variational` consumes::
 
     params = model.init(key)
-    mean, log_variance = model.encode(params, x)     # q(z|x) = N(mean, diag(exp(log_variance)))
-    logits = model.decode(params, z)                 # p(x|z) = Bernoulli(sigmoid(logits))
+    mean, log_variance = model.posterior(params, x)  # q(z|x) = N(mean, diag(exp(log_variance)))
+    logits = model.decode(params, z, logits=True)    # p(x|z) = Bernoulli(sigmoid(logits))
+    probabilities = model.decode(params, z)          # E[x|z] = sigmoid(logits)
+    code = model.encode(params, x)                   # the posterior mean, E[z|x]
 
 * :class:`MLPVAE`: fully connected, parameters a plain dict PyTree (as
   :class:`jaxae.MLPAutoencoder`). Its defaults are the one-stochastic-layer MNIST architecture
@@ -99,8 +102,8 @@ class MLPVAE:
             "decoder": [_dense(next(keys), a, b) for a, b in dec_pairs],
         }
 
-    def encode(self, params: Params, x: ArrayLike) -> tuple[Array, Array]:
-        """The Gaussian posterior of a batch.
+    def posterior(self, params: Params, x: ArrayLike) -> tuple[Array, Array]:
+        """The Gaussian posterior ``q(z|x)`` of a batch.
 
         Args:
           params: from :meth:`init`.
@@ -116,15 +119,24 @@ class MLPVAE:
             x = act(_affine(layer, x))
         return _affine(params["mean"], x), _affine(params["log_variance"], x)
 
-    def decode(self, params: Params, z: ArrayLike) -> Array:
-        """Bernoulli logits of ``p(x|z)``.
+    def encode(self, params: Params, x: ArrayLike, *, logits: bool = False) -> Array:
+        """The posterior mean ``E[z|x]``: ``[batch, sizes[0]] -> [batch, latent_size]``.
+
+        The mean head is linear, so ``logits`` changes nothing (it is there for the contract).
+        """
+        del logits
+        return self.posterior(params, x)[0]
+
+    def decode(self, params: Params, z: ArrayLike, *, logits: bool = False) -> Array:
+        """The Bernoulli mean of ``p(x|z)`` (pixel probabilities), or its logits.
 
         Args:
           params: from :meth:`init`.
           z: ``[batch, latent_size]``.
+          logits: return the logits (for :func:`jaxae.bernoulli_log_likelihood`).
 
         Returns:
-          ``[batch, sizes[0]]`` logits (``jax.nn.sigmoid`` gives pixel probabilities).
+          ``[batch, sizes[0]]`` probabilities, or logits with ``logits=True``.
         """
         z = jnp.asarray(z)
         check_array(z, "z", rank=2, last_dim=self.latent_size, floating=True)
@@ -132,7 +144,12 @@ class MLPVAE:
         layers = params["decoder"]
         for layer in layers[:-1]:
             z = act(_affine(layer, z))
-        return _affine(layers[-1], z)
+        out = _affine(layers[-1], z)
+        return out if logits else jax.nn.sigmoid(out)
+
+    def reconstruct(self, params: Params, x: ArrayLike, *, logits: bool = False) -> Array:
+        """``decode(encode(x))``: the decoder's output at the posterior mean."""
+        return self.decode(params, self.encode(params, x), logits=logits)
 
 
 class _ConvEncoder(nn.Module):
@@ -229,8 +246,8 @@ class ConvVAE:
             "decoder": self._decoder.init(dec_key, z),
         }
 
-    def encode(self, params: Params, x: ArrayLike) -> tuple[Array, Array]:
-        """``[batch, H, W, C]`` images -> ``(mean, log_variance)``, each ``[batch, latent]``."""
+    def posterior(self, params: Params, x: ArrayLike) -> tuple[Array, Array]:
+        """``q(z|x)``: ``[batch, H, W, C]`` -> ``(mean, log_variance)``, each ``[batch, z]``."""
         x = jnp.asarray(x)
         check_array(x, "x", rank=4, floating=True)
         if tuple(x.shape[1:]) != self.image_shape:
@@ -240,11 +257,21 @@ class ConvVAE:
             )
         return self._encoder.apply(params["encoder"], x)
 
-    def decode(self, params: Params, z: ArrayLike) -> Array:
-        """``[batch, latent_size]`` codes -> ``[batch, H, W, C]`` Bernoulli logits."""
+    def encode(self, params: Params, x: ArrayLike, *, logits: bool = False) -> Array:
+        """The posterior mean ``E[z|x]`` (linear: ``logits`` changes nothing)."""
+        del logits
+        return self.posterior(params, x)[0]
+
+    def decode(self, params: Params, z: ArrayLike, *, logits: bool = False) -> Array:
+        """``[batch, latent_size]`` -> ``[batch, H, W, C]`` Bernoulli means (logits if asked)."""
         z = jnp.asarray(z)
         check_array(z, "z", rank=2, last_dim=self.latent_size, floating=True)
-        return self._decoder.apply(params["decoder"], z)
+        out = self._decoder.apply(params["decoder"], z)
+        return out if logits else jax.nn.sigmoid(out)
+
+    def reconstruct(self, params: Params, x: ArrayLike, *, logits: bool = False) -> Array:
+        """``decode(encode(x))``: the decoder's output at the posterior mean."""
+        return self.decode(params, self.encode(params, x), logits=logits)
 
 
 def _mlp(layers: list[dict[str, Array]], x: Array, act) -> Array:
@@ -266,9 +293,10 @@ class TwoStochasticLayerVAE:
     It has no single ``(mean, log_variance)`` posterior, so instead of the one-layer interface
     it provides :meth:`log_importance_weights`, which :func:`jaxae.iwae_bound`,
     :func:`jaxae.elbo` (the sampled estimator) and
-    :func:`jaxae.importance_sampled_log_likelihood` call when a model has it. ``encode`` and
-    ``decode`` are the bottom layer's ``q(h1|x)`` and ``p(x|h1)``; ``encode_top`` and
-    ``decode_top`` the top layer's ``q(h2|h1)`` and ``p(h1|h2)``.
+    :func:`jaxae.importance_sampled_log_likelihood` call when a model has it. For the model
+    contract, ``encode`` is the mean of ``q(h1|x)`` and ``decode`` the Bernoulli mean of
+    ``p(x|h1)``; :meth:`posterior` and :meth:`posterior_top` are the Gaussians ``q(h1|x)`` and
+    ``q(h2|h1)``, :meth:`prior_top` the generative ``p(h1|h2)``.
 
     Attributes:
       sizes: ``(input, *hidden_1, h1, *hidden_2, h2)`` given as ``input``, ``hidden_1``,
@@ -336,30 +364,40 @@ class TwoStochasticLayerVAE:
         h = _mlp(net["hidden"], x, ACTIVATIONS[self.activation])
         return _affine(net["mean"], h), _affine(net["log_variance"], h)
 
-    def encode(self, params: Params, x: ArrayLike) -> tuple[Array, Array]:
+    def posterior(self, params: Params, x: ArrayLike) -> tuple[Array, Array]:
         """``q(h1|x)``: ``[batch, input_size]`` -> (mean, log_variance) ``[batch, h1]``."""
         x = jnp.asarray(x)
         check_array(x, "x", rank=2, last_dim=self.input_size, floating=True)
         return self._gaussian(params["q_h1"], x)
 
-    def encode_top(self, params: Params, h1: ArrayLike) -> tuple[Array, Array]:
+    def encode(self, params: Params, x: ArrayLike, *, logits: bool = False) -> Array:
+        """The mean of ``q(h1|x)``, ``[batch, h1]`` (linear: ``logits`` changes nothing)."""
+        del logits
+        return self.posterior(params, x)[0]
+
+    def posterior_top(self, params: Params, h1: ArrayLike) -> tuple[Array, Array]:
         """``q(h2|h1)``: ``[batch, h1]`` -> (mean, log_variance) ``[batch, h2]``."""
         h1 = jnp.asarray(h1)
         check_array(h1, "h1", rank=2, last_dim=self.first_latent_size, floating=True)
         return self._gaussian(params["q_h2"], h1)
 
-    def decode_top(self, params: Params, h2: ArrayLike) -> tuple[Array, Array]:
+    def prior_top(self, params: Params, h2: ArrayLike) -> tuple[Array, Array]:
         """``p(h1|h2)``: ``[batch, h2]`` -> (mean, log_variance) ``[batch, h1]``."""
         h2 = jnp.asarray(h2)
         check_array(h2, "h2", rank=2, last_dim=self.latent_size, floating=True)
         return self._gaussian(params["p_h1"], h2)
 
-    def decode(self, params: Params, h1: ArrayLike) -> Array:
-        """``p(x|h1)``: ``[batch, h1]`` -> Bernoulli logits ``[batch, input_size]``."""
+    def decode(self, params: Params, h1: ArrayLike, *, logits: bool = False) -> Array:
+        """``p(x|h1)``: ``[batch, h1]`` -> Bernoulli means (logits if asked) ``[batch, input]``."""
         h1 = jnp.asarray(h1)
         check_array(h1, "h1", rank=2, last_dim=self.first_latent_size, floating=True)
         net = params["p_x"]
-        return _affine(net["logits"], _mlp(net["hidden"], h1, ACTIVATIONS[self.activation]))
+        out = _affine(net["logits"], _mlp(net["hidden"], h1, ACTIVATIONS[self.activation]))
+        return out if logits else jax.nn.sigmoid(out)
+
+    def reconstruct(self, params: Params, x: ArrayLike, *, logits: bool = False) -> Array:
+        """``decode(encode(x))``: ``p(x|h1)`` at the mean of ``q(h1|x)``."""
+        return self.decode(params, self.encode(params, x), logits=logits)
 
     def log_importance_weights(
         self, params: Params, x: Array, key: PRNGKey, *, num_samples: int, log_likelihood
@@ -381,17 +419,19 @@ class TwoStochasticLayerVAE:
         check_positive_int(num_samples, "num_samples")
         x = jnp.asarray(x)
         batch = x.shape[0]
-        mean1, log_var1 = self.encode(params, x)
+        mean1, log_var1 = self.posterior(params, x)
         key1, key2 = jax.random.split(key)
         eps1 = jax.random.normal(key1, (num_samples, *mean1.shape), mean1.dtype)
         h1 = mean1[None] + jnp.exp(0.5 * log_var1)[None] * eps1
         # Fold the samples into the batch: one matmul per layer for all k × batch rows.
         h1_flat = h1.reshape(num_samples * batch, self.first_latent_size)
-        mean2, log_var2 = self.encode_top(params, h1_flat)
+        mean2, log_var2 = self.posterior_top(params, h1_flat)
         eps2 = jax.random.normal(key2, mean2.shape, mean2.dtype)
         h2 = mean2 + jnp.exp(0.5 * log_var2) * eps2
-        prior_mean1, prior_log_var1 = self.decode_top(params, h2)
-        logits = self.decode(params, h1_flat).reshape(num_samples, batch, self.input_size)
+        prior_mean1, prior_log_var1 = self.prior_top(params, h2)
+        logits = self.decode(params, h1_flat, logits=True).reshape(
+            num_samples, batch, self.input_size
+        )
         log_px = jax.vmap(lambda out: log_likelihood(out, x))(logits)
         log_p = (
             diagonal_gaussian_log_density(h1_flat, prior_mean1, prior_log_var1)

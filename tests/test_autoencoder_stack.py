@@ -5,13 +5,15 @@ import optax
 import pytest
 
 import jaxae
-from jaxae.models.stacked import (
-    LayerConfig,
+from jaxae.recipes import (
+    AutoencoderConfig,
+    RBMConfig,
     classification_error,
-    encode_layer,
+    encode_layers,
     finetune_classifier,
-    greedy_layerwise_pretrain,
     layer_autoencoder,
+    pretrain_stack,
+    rbm_optimizer,
     reconstruct_layer,
     regularized_loss,
     stack_encoders,
@@ -29,19 +31,26 @@ def digits():
 # and one layer may combine several (sigmoid codes in [0, 1] feed the cross-entropy layers; the
 # k-sparse layer's linear codes go last).
 KINDS = {
-    "rbm": LayerConfig(kind="rbm", epochs=20, learning_rate=0.1),
-    "denoising + sparse": LayerConfig(
+    # 600 examples / 100 a batch: 6 steps an epoch, the momentum switches after 5 epochs.
+    "rbm": RBMConfig(
+        epochs=20, optimizer=rbm_optimizer(0.1, weight_decay=0.0, momentum_switch_step=30)
+    ),
+    "denoising + sparse": AutoencoderConfig(
         corruption="masking",
         corruption_level=0.25,
         sparsity_target=0.05,
         sparsity_weight=0.1,
         epochs=3,
-        learning_rate=3e-3,
+        optimizer=optax.adam(3e-3),
     ),
-    "contractive + L1": LayerConfig(
-        contractive_weight=0.1, l1_weight=1e-3, weight_decay=1e-4, epochs=3, learning_rate=3e-3
+    "contractive + L1": AutoencoderConfig(
+        contractive_weight=0.1,
+        l1_weight=1e-3,
+        weight_decay=1e-4,
+        epochs=3,
+        optimizer=optax.adam(3e-3),
     ),
-    "k-sparse": LayerConfig(
+    "k-sparse": AutoencoderConfig(
         activation="linear",
         loss="squared_error",
         k=4,
@@ -57,9 +66,7 @@ SIZES = (64, 40, 32, 24, 16)
 @pytest.fixture(scope="module")
 def stack(digits):
     x = digits[0]
-    return greedy_layerwise_pretrain(
-        x, SIZES, list(KINDS.values()), key=jax.random.key(0), progress=False
-    )
+    return pretrain_stack(x, SIZES, list(KINDS.values()), key=jax.random.key(0), progress=False)
 
 
 def test_greedy_stack_of_every_kind_has_the_documented_shapes(digits, stack):
@@ -69,10 +76,8 @@ def test_greedy_stack_of_every_kind_has_the_documented_shapes(digits, stack):
         zip(SIZES[:-1], SIZES[1:], strict=False)
     )
     assert [layer.encoder["b"].shape for layer in stack] == [(n,) for n in SIZES[1:]]
-    assert isinstance(stack[0].params, jaxae.rbm.RBMParams)  # trained by greedy_pretrain
-    codes = x[:7]
-    for layer in stack:
-        codes = encode_layer(layer, codes)
+    assert isinstance(stack[0].params, jaxae.rbm.RBMParams)  # trained by CD-1
+    codes = encode_layers(stack, x[:7])
     assert codes.shape == (7, 16)
     assert np.all(np.count_nonzero(codes, axis=1) == 8)  # the α·k rule: 2 × 4 units kept
     model, params = stack_encoders(stack, n_classes=10)
@@ -89,9 +94,7 @@ def test_greedy_stack_of_every_kind_has_the_documented_shapes(digits, stack):
 def test_layers_learn_from_the_codes_below(digits, stack):
     """The 3rd layer was trained on the 2nd layer's codes: its loss on them beats a fresh layer's,
     and its training loss fell."""
-    codes = digits[0]
-    for layer in stack[:2]:
-        codes = encode_layer(layer, codes)
+    codes = encode_layers(stack[:2], digits[0])
     config, key = KINDS["contractive + L1"], jax.random.key(2)
     model = layer_autoencoder(config, 32, 24)
     trained = float(regularized_loss(model, config, stack[2].params, codes, key))
@@ -141,11 +144,13 @@ def test_finetune_with_frozen_encoders_trains_only_the_classifier(digits, stack,
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: LayerConfig(corruption="masking", corruption_level=1.5), "corruption_level"),
-        (lambda: LayerConfig(corruption="blur"), "corruption: expected None or one of"),
-        (lambda: LayerConfig(sparsity_target=1.0), "sparsity_target: expected a value in \\(0"),
-        (lambda: LayerConfig(k=0), "k: expected a positive integer"),
-        (lambda: LayerConfig(kind="gan"), "kind: expected"),
+        (lambda: AutoencoderConfig(corruption="masking", corruption_level=1.5), "corruption_level"),
+        (lambda: AutoencoderConfig(corruption="blur"), "corruption: expected None or one of"),
+        (
+            lambda: AutoencoderConfig(sparsity_target=1.0),
+            "sparsity_target: expected a value in \\(0",
+        ),
+        (lambda: AutoencoderConfig(k=0), "k: expected a positive integer"),
     ],
 )
 def test_bad_configs(make, message):
@@ -153,26 +158,36 @@ def test_bad_configs(make, message):
         make()
 
 
+def test_optimizers_are_optax_transformations_not_strings():
+    with pytest.raises(TypeError, match="optimizer: expected an optax.GradientTransformation"):
+        AutoencoderConfig(optimizer="adam")
+    with pytest.raises(TypeError, match="optimizer: expected an optax.GradientTransformation"):
+        RBMConfig(optimizer="sgd")
+    with pytest.raises(TypeError, match="optimizer: set by the recipe"):
+        x, config = np.zeros((4, 3), np.float32), AutoencoderConfig()
+        pretrain_stack(x, (3, 2), config, key=jax.random.key(0), optimizer=optax.sgd(0.1))
+
+
 def test_bad_stacking_inputs(digits, key):
     x = digits[0]
     with pytest.raises(ValueError, match="config.k: expected at most the layer's 5 units, got 9"):
-        greedy_layerwise_pretrain(x, (64, 5), LayerConfig(k=9, activation="linear"), key=key)
+        pretrain_stack(x, (64, 5), AutoencoderConfig(k=9, activation="linear"), key=key)
     with pytest.raises(ValueError, match="x: expected finite"):
-        greedy_layerwise_pretrain(
+        pretrain_stack(
             np.where(np.eye(64, dtype=bool), np.nan, 0.5).astype(np.float32),
             (64, 5),
-            LayerConfig(epochs=1),
+            AutoencoderConfig(epochs=1),
             key=key,
         )
-    with pytest.raises(ValueError, match="configs: expected one LayerConfig or 2"):
-        greedy_layerwise_pretrain(x, (64, 5, 3), [LayerConfig()], key=key)
+    with pytest.raises(ValueError, match=r"configs: expected one config or 2 \(one per layer\)"):
+        pretrain_stack(x, (64, 5, 3), [AutoencoderConfig()], key=key)
     with pytest.raises(ValueError, match="layers: expected at least one"):
         stack_encoders([], n_classes=10)
 
 
 def test_reconstruct_layer_shows_the_corrupted_input(digits, stack):
     x = digits[0][:20]
-    codes = encode_layer(stack[0], x)
+    codes = encode_layers(stack[:1], x)
     corrupted, recon = reconstruct_layer(stack[1], codes, key=jax.random.key(3))
     assert corrupted.shape == recon.shape == (20, 40)
     zeroed = np.mean(np.asarray(corrupted) == 0)
