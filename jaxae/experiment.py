@@ -45,10 +45,12 @@ __all__ = [
     "MnistSplits",
     "Run",
     "apply_overrides",
+    "filters_figure",
     "image_rows_figure",
     "load_mnist_splits",
     "parse",
     "parse_args",
+    "pretrain_and_finetune",
     "pyplot",
     "tile_images",
 ]
@@ -180,6 +182,9 @@ def apply_overrides(config: Any, assignments: Sequence[str]) -> Any:
             _is_optional(annotation) or getattr(config, name) is None
         ):
             config = dataclasses.replace(config, **{name: None})
+            continue
+        if _is_sequence(annotation) and not text.strip():  # models= : an empty tuple
+            config = dataclasses.replace(config, **{name: ()})
             continue
         values = [v.strip() for v in text.split(",")] if _is_sequence(annotation) else [text]
         parser = _parser_type()(
@@ -378,3 +383,87 @@ def image_rows_figure(
             axes[r, c].set_yticks([])
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=fontsize)
     return fig
+
+
+def _filter_tiles(weights: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` columns of ``[784, n_hidden]`` weights as one image of 28×28 tiles, each
+    tile scaled to its own [min, max]."""
+    columns = np.asarray(weights)[:, :n].T.reshape(-1, 28, 28)
+    low = columns.min(axis=(1, 2), keepdims=True)
+    high = columns.max(axis=(1, 2), keepdims=True)
+    columns = (columns - low) / np.maximum(high - low, 1e-8)
+    side = int(np.ceil(np.sqrt(len(columns))))
+    grid = np.ones((side * 29 + 1, side * 29 + 1))
+    for i, tile in enumerate(columns):
+        r, c = divmod(i, side)
+        grid[1 + 29 * r : 29 * (r + 1), 1 + 29 * c : 29 * (c + 1)] = tile
+    return grid
+
+
+def filters_figure(panels: dict[str, np.ndarray], n: int = 100):
+    """First-layer filters (``[784, n_hidden]`` each) as grids of 28×28 tiles, side by side."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.9), squeeze=False)
+    for ax, (title, weights) in zip(axes[0], panels.items(), strict=True):
+        ax.imshow(_filter_tiles(weights, n), cmap="gray")
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    return fig
+
+
+# --------------------------------------------------------------------------- shared pipelines
+
+
+def pretrain_and_finetune(
+    run: Run,
+    label: str,
+    data: MnistSplits,
+    sizes: Sequence[int],
+    configs: Any,
+    *,
+    key: Any,
+    finetune_epochs: int,
+    finetune_lr: float,
+    finetune_batch_size: int,
+    progress: bool,
+    paper_value: float | None,
+    paper_source: str,
+) -> list:
+    """Greedy layer-wise pretraining, a softmax on top, supervised fine-tuning (Adam, cosine-
+    decayed rate); records the classification error in % and returns the pretrained layers.
+
+    The pipeline of the regularized-autoencoder reproductions (rifai2011, vincent2010,
+    makhzani2013), wired to their MNIST splits and result rows.
+    """
+    import jax
+    import optax
+
+    import jaxae
+
+    pretrain_key, finetune_key = jax.random.split(key)
+    layers = jaxae.greedy_layerwise_pretrain(
+        data.x_train, sizes, configs, key=pretrain_key, progress=progress
+    )
+    model, params = jaxae.stack_encoders(layers, n_classes=10)
+    steps = finetune_epochs * (len(data.x_train) // finetune_batch_size)
+    tuned, _ = jaxae.finetune_classifier(
+        model,
+        params,
+        data.x_train,
+        data.y_train,
+        key=finetune_key,
+        epochs=finetune_epochs,
+        batch_size=finetune_batch_size,
+        optimizer=optax.adam(optax.cosine_decay_schedule(finetune_lr, steps)),
+        progress=progress,
+    )
+    error = jaxae.classification_error(model, tuned, data.x_eval, data.y_eval)
+    run.record(
+        label,
+        "classification error (%)",
+        100 * error,
+        split=data.name,
+        paper_value=paper_value,
+        paper_source=paper_source,
+    )
+    return layers

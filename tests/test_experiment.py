@@ -53,6 +53,7 @@ def test_optional_fields_take_values_of_their_annotated_type_and_none():
     assert config.noise == 4.0 and isinstance(config.noise, float)
     assert config.limit is None
     assert apply_overrides(config, ["address_sizes=None"]).address_sizes is None
+    assert apply_overrides(config, ["models="]).models == ()
 
 
 @pytest.mark.parametrize(
