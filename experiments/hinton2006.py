@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 import time
 
 import jax
 import numpy as np
 import optax
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-
 import jaxae
-from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
+from jaxae.chunked import chunked_mean
+from jaxae.experiment import Run, load_mnist_splits, parse, pyplot
 from jaxae.models.deep import PretrainConfig, greedy_pretrain, propagate, unroll
 
 PAPER = "Hinton & Salakhutdinov 2006, Science, Fig. 2 / text"
@@ -94,18 +91,23 @@ def finetune(model, params, x, *, config: Config, epochs: int, key, progress: bo
     ).params
 
 
+def per_image_squared_error(model, params, batch):
+    """Squared error summed over the pixels of each image: ``[batch]``."""
+    return jaxae.squared_error(model.reconstruct(params, batch), batch)
+
+
+@functools.cache
+def _per_image_error_of(model):  # one function per model, so chunked_mean compiles once
+    return functools.partial(per_image_squared_error, model)
+
+
 def reconstruction_error(model, params, x) -> float:
     """Squared error summed over pixels, averaged over images (the paper's metric)."""
-
-    def per_example(p, batch):
-        return jaxae.squared_error(model.reconstruct(p, batch), batch)
-
-    return jaxae.per_example_mean(per_example, params, x)
+    return chunked_mean(_per_image_error_of(model), x, args=(params,))
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(__doc__.splitlines()[0], argv, validation=True)
-    config = apply_overrides(QUICK if args.quick else Config(), args.set)
+    args, config = parse(__file__, __doc__, argv, config=Config(), quick=QUICK, validation=True)
     name = "hinton2006_validation" if args.validation else "hinton2006"
     run = Run(name, args, config)
     progress = not args.no_progress
@@ -243,11 +245,7 @@ def codes_2d(run: Run, stack, x_train, x_eval, y_eval, *, config, key, progress,
         "autoencoder, 2-D code": np.asarray(model.encode(tuned, x_eval[:n])),
     }
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for ax, (title, points) in zip(axes, panels.items(), strict=True):
         scatter = ax.scatter(points[:, 0], points[:, 1], c=y_eval[:n], cmap="tab10", s=3, alpha=0.7)
@@ -259,11 +257,7 @@ def codes_2d(run: Run, stack, x_train, x_eval, y_eval, *, config, key, progress,
 
 
 def plot_reconstructions(run: Run, originals, deep, pca) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = {"digits": originals, "deep AE-30": deep, "PCA-30": pca}
     fig, axes = plt.subplots(3, len(originals), figsize=(len(originals), 3.3))
     for r, (label, images) in enumerate(rows.items()):

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 import time
 
 import jax
@@ -70,14 +69,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-
 import jaxae
-from experiments.hinton2006 import cross_entropy_loss
-from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
-from experiments.semantic_hashing import encode_in_chunks
 from jaxae import retrieval
+from jaxae.chunked import chunked_map
+from jaxae.experiment import Run, load_mnist_splits, parse, pyplot
 from jaxae.models.deep import PretrainConfig, greedy_pretrain, propagate, unroll
 
 KS = (10, 100, 1000)  # the reported precision@k cut-offs
@@ -132,18 +127,26 @@ QUICK = dataclasses.replace(
 # --------------------------------------------------------------------------- training
 
 
+def cross_entropy_loss(model: jaxae.MLPAutoencoder, params, batch, key):
+    """Batch mean of the summed pixel cross-entropy (Hinton & Salakhutdinov's fine-tuning)."""
+    del key
+    logits = model.reconstruct(params, batch, logits=True)
+    return jaxae.sigmoid_cross_entropy(logits, batch).mean()
+
+
 def noisy_code_cross_entropy(model: jaxae.MLPAutoencoder, params, batch, key):
     """Pixel cross-entropy with the batch's fixed Gaussian noise added to the code inputs.
 
     ``batch["noise"]`` was drawn once per training image ("deterministic noise", Salakhutdinov &
-    Hinton 2009): the decoder can only undo it if the logistic code units move into their flat
-    tails, which makes the codes nearly binary before they are thresholded.
+    Hinton 2009): see :func:`jaxae.retrieval.noisy_code_loss`.
     """
     del key
-    pre_code = dataclasses.replace(model, code_activation="linear").encode(params, batch["x"])
-    code = jax.nn.sigmoid(pre_code + batch["noise"])
-    logits = model.decode(params, code, logits=True)
-    return jaxae.sigmoid_cross_entropy(logits, batch["x"]).mean()
+    return retrieval.noisy_code_loss(model, params, batch["x"], batch["noise"]).mean()
+
+
+def encode(model, params, x) -> np.ndarray:
+    """Codes of a whole dataset, on the host."""
+    return np.asarray(chunked_map(model.encode, x, args=(params,)))
 
 
 def pretrain_stacks(x_train, config: Config, *, key, progress: bool) -> dict[str, list]:
@@ -221,163 +224,6 @@ def finetune(stack, x_train, config: Config, *, key, progress: bool, desc: str):
     return model, tuned
 
 
-# --------------------------------------------------------------------------- two-stage search
-
-
-def _check_two_stage(short_bits: int, shortlist: int, k: int, n: int) -> None:
-    if not 1 <= k <= shortlist <= n:
-        raise ValueError(f"expected 1 <= k ({k}) <= shortlist ({shortlist}) <= database ({n})")
-    if short_bits < 1:
-        raise ValueError(f"short_bits: expected >= 1, got {short_bits}")
-
-
-def _shortlist_mask(d_short, *, short_bits: int, shortlist: int):
-    """bool ``[q, n]``: the ``shortlist`` items nearest each query by ``d_short``, ties to the
-    lower index, found by counting (distances are integers in [0, short_bits]) instead of a
-    sort."""
-    counts = jax.vmap(lambda row: jnp.bincount(row, length=short_bits + 1))(d_short)
-    at_most = jnp.cumsum(counts, axis=1)  # [q, short_bits + 1]: items within distance d
-    cut = jnp.argmax(at_most >= shortlist, axis=1)  # the distance where the shortlist fills
-    below = jnp.where(
-        cut > 0, jnp.take_along_axis(at_most, jnp.maximum(cut - 1, 0)[:, None], 1)[:, 0], 0
-    )
-    at_cut = d_short == cut[:, None]
-    room = (shortlist - below)[:, None]  # shortlist places left for items at distance ``cut``
-    return (d_short < cut[:, None]) | (at_cut & (jnp.cumsum(at_cut, axis=1) <= room))
-
-
-@functools.partial(jax.jit, static_argnames=("short_bits", "shortlist", "k"))
-def _shortlist_rerank(q_short, q_long, db_short, db_long, *, short_bits, shortlist, k):
-    d_short = retrieval.hamming_distance(q_short, db_short)  # [b, n]
-    mask = _shortlist_mask(d_short, short_bits=short_bits, shortlist=shortlist)
-    candidates = jax.vmap(lambda m: jnp.nonzero(m, size=shortlist)[0])(mask)  # by index
-    d_short_c = jnp.take_along_axis(d_short, candidates, axis=1)
-    differing = q_long[:, None, :] ^ db_long[candidates]  # [b, shortlist, words]: only these
-    d_long = jnp.sum(jax.lax.population_count(differing).astype(jnp.int32), axis=-1)
-    # Rerank by long distance, ties by short distance, then index (top_k: lower position first).
-    # float32 (exact for these small integers): XLA's CPU top_k is fast for floats.
-    _, order = jax.lax.top_k(-(d_long * (short_bits + 1) + d_short_c).astype(jnp.float32), k)
-    return jnp.take_along_axis(candidates, order, axis=1)
-
-
-def shortlist_rerank(
-    q_short,
-    q_long,
-    db_short,
-    db_long,
-    *,
-    short_bits: int,
-    shortlist: int,
-    k: int,
-    batch_size: int = 256,
-) -> np.ndarray:
-    """The ``k`` best database items per query: shortlist by short codes, rerank by long codes.
-
-    Krizhevsky & Hinton (2011) shortlist with 28-bit codes and rerank the shortlist with 256-bit
-    codes. Here the shortlist is the ``shortlist`` nearest items by short-code Hamming distance
-    (an XOR + popcount scan; ties to the lower index), reordered by long-code Hamming distance
-    (ties: short-code distance, then index), computed for the shortlist only.
-
-    Args:
-      q_short, db_short: uint32 ``[q, w_s]`` and ``[n, w_s]`` packed short codes.
-      q_long, db_long: uint32 ``[q, w_l]`` and ``[n, w_l]`` packed long codes.
-      short_bits: bits in the short code (the largest short-code distance).
-      shortlist: candidates kept per query, ``k <= shortlist <= n``.
-      k: items returned per query.
-      batch_size: queries per jitted call.
-
-    Returns:
-      int32 ``[q, k]`` distinct database indices per query, best first.
-    """
-    _check_two_stage(short_bits, shortlist, k, len(db_short))
-    db_short, db_long = jnp.asarray(db_short), jnp.asarray(db_long)
-    out = []
-    for start in range(0, len(q_short), batch_size):
-        qs, ql = q_short[start : start + batch_size], q_long[start : start + batch_size]
-        real = len(qs)
-        if real < batch_size:  # pad, so every call has one shape and compiles once
-            qs = np.concatenate([qs, np.repeat(qs[:1], batch_size - real, axis=0)])
-            ql = np.concatenate([ql, np.repeat(ql[:1], batch_size - real, axis=0)])
-        ids = _shortlist_rerank(
-            jnp.asarray(qs),
-            jnp.asarray(ql),
-            db_short,
-            db_long,
-            short_bits=short_bits,
-            shortlist=shortlist,
-            k=k,
-        )
-        out.append(np.asarray(ids)[:real])
-    return np.concatenate(out)
-
-
-def two_stage_distance(q_short, q_long, db_short, db_long, *, short_bits: int, shortlist: int):
-    """A distance whose stable ranking is the shortlist-then-rerank ranking of the database.
-
-    Items in each query's shortlist come first, ordered by (long distance, short distance,
-    index); the rest follow in (short distance, index) order. int32 ``[q, n]``.
-    """
-    d_short = retrieval.hamming_distance(q_short, db_short)
-    d_long = retrieval.hamming_distance(q_long, db_long)
-    in_shortlist = _shortlist_mask(d_short, short_bits=short_bits, shortlist=shortlist)
-    beyond = (32 * q_long.shape[1] + 1) * (short_bits + 1)  # above every shortlisted key
-    return jnp.where(in_shortlist, d_long * (short_bits + 1), beyond) + d_short
-
-
-@functools.partial(jax.jit, static_argnames=("short_bits", "shortlist", "ks"))
-def _two_stage_scores(qs, ql, dbs, dbl, q_labels, db_labels, levels, *, short_bits, shortlist, ks):
-    distances = two_stage_distance(qs, ql, dbs, dbl, short_bits=short_bits, shortlist=shortlist)
-    relevance = retrieval.ranked_relevance(distances, q_labels, db_labels)
-    return (
-        retrieval.precision_at_recall(relevance, levels),
-        retrieval.precision_at_k(relevance, ks),
-        retrieval.average_precision(relevance),
-    )
-
-
-def evaluate_two_stage(
-    q_short,
-    q_long,
-    db_short,
-    db_long,
-    q_labels,
-    db_labels,
-    *,
-    short_bits,
-    shortlist,
-    ks,
-    batch_size: int = 256,
-) -> retrieval.RetrievalScores:
-    """:func:`jaxae.retrieval.evaluate_retrieval` for the shortlist-then-rerank ranking."""
-    _check_two_stage(short_bits, shortlist, 1, len(db_short))
-    levels = jnp.asarray(RECALL_LEVELS, jnp.float32)
-    args = [jnp.asarray(a) for a in (db_short, db_long, db_labels)]
-    parts = []
-    for start in range(0, len(q_short), batch_size):
-        batch = [a[start : start + batch_size] for a in (q_short, q_long, q_labels)]
-        real = len(batch[0])
-        if real < batch_size:
-            batch = [np.concatenate([a, np.repeat(a[:1], batch_size - real, 0)]) for a in batch]
-        qs, ql, ql_labels = (jnp.asarray(a) for a in batch)
-        out = _two_stage_scores(
-            qs,
-            ql,
-            args[0],
-            args[1],
-            ql_labels,
-            args[2],
-            levels,
-            short_bits=short_bits,
-            shortlist=shortlist,
-            ks=tuple(ks),
-        )
-        parts.append([np.asarray(o)[:real] for o in out])
-    par, pak, ap = (np.concatenate(p) for p in zip(*parts, strict=True))
-    return retrieval.RetrievalScores(
-        np.asarray(RECALL_LEVELS, np.float32), par, np.asarray(ks, np.int32), pak, ap
-    )
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -390,8 +236,7 @@ def queries_per_second(search, n_queries: int) -> tuple[float, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(__doc__.splitlines()[0], argv, validation=True)
-    config = apply_overrides(QUICK if args.quick else Config(), args.set)
+    args, config = parse(__file__, __doc__, argv, config=Config(), quick=QUICK, validation=True)
     name = "image_retrieval_validation" if args.validation else "image_retrieval"
     run = Run(name, args, config)
     progress = not args.no_progress
@@ -427,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
         label = f"deep AE {'-'.join(map(str, model.sizes))}"
         run.record(label, "fine-tuning wall time (s)", time.perf_counter() - start, split="train")
-        db, q = encode_in_chunks(model, tuned, x_train), encode_in_chunks(model, tuned, x_eval)
+        db, q = encode(model, tuned, x_train), encode(model, tuned, x_eval)
         if kind != "real":
             run.record(
                 label,
@@ -475,7 +320,7 @@ def main(argv: list[str] | None = None) -> dict:
         neighbours[method] = ids
 
     (db_s, q_s), (db_l, q_l) = packed["short"], packed["long"]
-    scores = evaluate_two_stage(
+    scores = retrieval.evaluate_two_stage(
         q_s,
         q_l,
         db_s,
@@ -484,10 +329,11 @@ def main(argv: list[str] | None = None) -> dict:
         y_train,
         short_bits=short_bits,
         shortlist=config.shortlist,
+        recall_levels=RECALL_LEVELS,
         ks=CURVE_KS,
     )
     qps, ids = queries_per_second(
-        lambda: shortlist_rerank(
+        lambda: retrieval.shortlist_rerank(
             q_s[:n_timed],
             q_l[:n_timed],
             db_s,
@@ -519,10 +365,7 @@ def record_scores(run: Run, method: str, scores, qps: float, n_timed: int, split
 def plot_neighbours(run: Run, x_eval, y_eval, x_train, y_train, neighbours, n_queries: int):
     """Query digits (left) and their 10 nearest training images by each method; a red frame
     marks a neighbour of another digit."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shown = 10
     rows = [(q, method) for q in range(n_queries) for method in neighbours]
@@ -545,10 +388,7 @@ def plot_neighbours(run: Run, x_eval, y_eval, x_train, y_train, neighbours, n_qu
 
 
 def plot_precision(run: Run, curves, split: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for method, (pak, par) in curves.items():

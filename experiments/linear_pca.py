@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 
 import jax
 import numpy as np
 import optax
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-
 import jaxae
-from experiments.runner import Run, parse_args
+from jaxae.chunked import chunked_mean
+from jaxae.experiment import Run, parse, pyplot
 
 PCA_SOURCE = "Hinton & Salakhutdinov 2006, Science (PCA-30 on MNIST)"
 
@@ -85,13 +82,19 @@ def train_autoencoder(model, loss, x, *, key, epochs, batch_size, learning_rate,
     return result.params
 
 
+def per_image_squared_error(model, params, batch):
+    """Squared error summed over the pixels of each image: ``[batch]``."""
+    return jaxae.squared_error(model.reconstruct(params, batch), batch)
+
+
+@functools.cache
+def _per_image_error_of(model):  # one function per model, so chunked_mean compiles once
+    return functools.partial(per_image_squared_error, model)
+
+
 def test_error(model, params, x) -> float:
     """Squared error summed over pixels, averaged over images."""
-
-    def per_example(p, batch):
-        return jaxae.squared_error(model.reconstruct(p, batch), batch)
-
-    return jaxae.per_example_mean(per_example, params, x)
+    return chunked_mean(_per_image_error_of(model), x, args=(params,))
 
 
 def pca_test_error(pca: jaxae.PCA, x) -> float:
@@ -99,8 +102,7 @@ def pca_test_error(pca: jaxae.PCA, x) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(__doc__.splitlines()[0], argv)
-    config = QUICK if args.quick else Config()
+    args, config = parse(__file__, __doc__, argv, config=Config(), quick=QUICK)
     run = Run("linear_pca", args, config)
     progress = not args.no_progress
     key = jax.random.key(args.seed)
@@ -237,10 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def plot_sweep(run: Run, sizes, sweep) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for (name, errors), marker in zip(sweep.items(), "os^", strict=True):
@@ -256,7 +255,7 @@ def plot_sweep(run: Run, sizes, sweep) -> None:
 
 
 def plot_reconstructions(run: Run, originals, reconstructions) -> None:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = {"test images": originals}
     rows.update({k: v for k, v in reconstructions.items() if v is not None})
@@ -272,7 +271,7 @@ def plot_reconstructions(run: Run, originals, reconstructions) -> None:
 
 
 def plot_components(run: Run, pca: jaxae.PCA, recovered: jaxae.PCA, count: int = 10) -> None:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(2, count, figsize=(count, 2.4))
     for r, (name, fitted) in enumerate((("PCA", pca), ("from AE", recovered))):

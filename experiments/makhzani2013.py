@@ -17,17 +17,13 @@ Also draws the k-sparse filters and digits beside their k-sparse reconstructions
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import jax
 import optax
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-
 import jaxae
-from experiments import stacking
-from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
+from jaxae import experiment
+from jaxae.experiment import Run, load_mnist_splits, parse
 from jaxae.models.stacked import LayerConfig, reconstruct_layer
 
 # The 1.35 % of the unsupervised (logistic regression) row is the number as commonly cited for
@@ -87,8 +83,7 @@ def k_sparse_config(config: Config) -> LayerConfig:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(__doc__.splitlines()[0], argv, validation=True)
-    config = apply_overrides(QUICK if args.quick else Config(), args.set)
+    args, config = parse(__file__, __doc__, argv, config=Config(), quick=QUICK, validation=True)
     name = "makhzani2013_validation" if args.validation else "makhzani2013"
     run = Run(name, args, config)
     progress = not args.no_progress
@@ -159,11 +154,13 @@ def main(argv: list[str] | None = None) -> dict:
         float((features != 0).sum(axis=1).mean()),
         split=data.name,
     )
-    stacking.plot_filters(run, {f"k-sparse, k={config.k}": layers[0].encoder["w"]}, "filters.png")
-    _, recon = reconstruct_layer(layers[0], data.x_eval[:10], key=noise_key)
-    stacking.plot_corruption(
-        run, {"digits": data.x_eval[:10], f"k={config.k} output": recon}, "reconstructions.png"
+    run.save_figure(
+        experiment.filters_figure({f"k-sparse, k={config.k}": layers[0].encoder["w"]}),
+        "filters.png",
     )
+    _, recon = reconstruct_layer(layers[0], data.x_eval[:10], key=noise_key)
+    rows = {"digits": data.x_eval[:10], f"k={config.k} output": recon}
+    run.save_figure(experiment.image_rows_figure(rows), "reconstructions.png")
     run.finish()
     return run.metrics
 

@@ -19,17 +19,13 @@ digits beside their DAE reconstructions.
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import jax
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-
 import jaxae
-from experiments import stacking
-from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
+from jaxae import experiment
+from jaxae.experiment import Run, load_mnist_splits, parse
 from jaxae.models.stacked import LayerConfig, reconstruct_layer
 
 PAPER = "Rifai et al. 2011, ICML, Table 2 (MNIST), as cited in issue 5"
@@ -45,7 +41,7 @@ class Config:
     the other values are not yet chosen on validation."""
 
     hidden: int = 1000
-    models: str = "ae,dae-g,cae"  # which rows to run, comma-separated
+    models: tuple[str, ...] = ("ae", "dae-g", "cae")  # which rows to run: --set models=ae,cae
     pretrain_epochs: int = 30
     pretrain_lr: float = 1e-3
     batch_size: int = 100
@@ -104,15 +100,14 @@ def layer_configs(config: Config) -> dict[str, LayerConfig]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(__doc__.splitlines()[0], argv, validation=True)
-    config = apply_overrides(QUICK if args.quick else Config(), args.set)
+    args, config = parse(__file__, __doc__, argv, config=Config(), quick=QUICK, validation=True)
     name = "rifai2011_validation" if args.validation else "rifai2011"
     run = Run(name, args, config)
     progress = not args.no_progress
     data = load_mnist_splits(args.validation, config.train_examples, config.eval_examples)
     run.log.info("train %s, %s %s", data.x_train.shape, data.name, data.x_eval.shape)
     recipes = layer_configs(config)
-    models = [m.strip() for m in config.models.split(",") if m.strip()]
+    models = list(config.models)
     unknown = sorted(set(models) - set(PAPER_ERRORS))
     if unknown:
         raise SystemExit(f"--set models=...: unknown {unknown}; expected some of {list(LABELS)}")
@@ -122,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     first_layers = {}
     for model in models:
         key, model_key = jax.random.split(key)
-        (layer,) = stacking.pretrain_and_finetune(
+        (layer,) = experiment.pretrain_and_finetune(
             run,
             LABELS[model],
             data,
@@ -155,13 +150,14 @@ def main(argv: list[str] | None = None) -> dict:
             )
             filters[title] = layer.encoder["w"]
     if filters:
-        stacking.plot_filters(run, filters, "filters.png")
+        run.save_figure(experiment.filters_figure(filters), "filters.png")
     if "dae-g" in first_layers:
         key, noise_key = jax.random.split(key)
         corrupted, recon = reconstruct_layer(first_layers["dae-g"], data.x_eval[:10], key=noise_key)
-        stacking.plot_corruption(
-            run,
-            {"clean": data.x_eval[:10], "Gaussian noise": corrupted, "DAE-g output": recon},
+        run.save_figure(
+            experiment.image_rows_figure(
+                {"clean": data.x_eval[:10], "Gaussian noise": corrupted, "DAE-g output": recon}
+            ),
             "denoising.png",
         )
     run.log.info(

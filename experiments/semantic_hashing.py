@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 import time
 
 import jax
@@ -55,12 +54,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-
 import jaxae
-from experiments.runner import Run, apply_overrides, parse_args
 from jaxae import retrieval, text
+from jaxae.chunked import chunked_map
+from jaxae.experiment import Run, parse, pyplot
 from jaxae.models.deep import PretrainConfig, greedy_pretrain, propagate, unroll
 from jaxae.models.mlp import ACTIVATIONS
 
@@ -165,13 +162,20 @@ def noisy_code_loss(model: jaxae.MLPAutoencoder, params, batch, key):
     move far into the logistic's flat tails, which makes the codes nearly binary.
     """
     del key
-    pre_code = dataclasses.replace(model, code_activation="linear").encode(params, batch["counts"])
-    code = ACTIVATIONS[model.code_activation](pre_code + batch["noise"])
-    logits = model.decode(params, code, logits=True)
-    # Per word, not per document: against the word distribution counts / D, so that the few
-    # very long posts (thousands of words) do not dominate the batch loss.
-    counts = batch["counts"]
-    return jaxae.softmax_cross_entropy(logits, counts / counts.sum(axis=1, keepdims=True)).mean()
+    return retrieval.noisy_code_loss(
+        model,
+        params,
+        batch["counts"],
+        batch["noise"],
+        code_activation=ACTIVATIONS[model.code_activation],
+        reconstruction_loss=word_distribution_cross_entropy,
+    ).mean()
+
+
+def word_distribution_cross_entropy(logits, counts):
+    """Per word, not per document: against the word distribution counts / D, so that the few
+    very long posts (thousands of words) do not dominate the batch loss."""
+    return jaxae.softmax_cross_entropy(logits, counts / counts.sum(axis=1, keepdims=True))
 
 
 def pretrain_count_layer(x_train, n_hidden: int, config: Config, *, key, progress: bool):
@@ -294,11 +298,9 @@ def tfidf_scan_ms(tfidf_train: np.ndarray, tfidf_test: np.ndarray) -> float:
     return 1e3 * (time.perf_counter() - start) / len(tfidf_test)
 
 
-def encode_in_chunks(model, params, x, chunk: int = 1000) -> np.ndarray:
-    encode = jax.jit(model.encode)
-    return np.concatenate(
-        [np.asarray(encode(params, x[i : i + chunk])) for i in range(0, len(x), chunk)]
-    )
+def encode(model, params, x) -> np.ndarray:
+    """Codes of a whole dataset, on the host."""
+    return np.asarray(chunked_map(model.encode, x, args=(params,)))
 
 
 def score(
@@ -319,8 +321,7 @@ def score(
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(__doc__.splitlines()[0], argv, validation=True)
-    config = apply_overrides(QUICK if args.quick else Config(), args.set)
+    args, config = parse(__file__, __doc__, argv, config=Config(), quick=QUICK, validation=True)
     for sizes in (config.sizes, config.address_sizes, config.embedding_sizes):
         if sizes is not None and sizes[0] != config.vocabulary_size:
             raise SystemExit(f"sizes[0] must equal vocabulary_size, got {sizes}")
@@ -342,7 +343,6 @@ def main(argv: list[str] | None = None) -> dict:
         config, run, validation=args.validation
     )
     bits = config.sizes[-1]
-    encode = encode_in_chunks
 
     key, bottom_key, model_key, address_key, embedding_key, lsh_key = jax.random.split(key, 6)
     start = time.perf_counter()
@@ -467,10 +467,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def plot_embeddings(run: Run, embeddings: dict[str, np.ndarray], labels: np.ndarray) -> None:
     """Side-by-side scatter plots of 2-D document codes, one colour per topic."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(embeddings), figsize=(5.5 * len(embeddings), 5.2))
     colours = plt.get_cmap("tab20")
@@ -484,10 +481,7 @@ def plot_embeddings(run: Run, embeddings: dict[str, np.ndarray], labels: np.ndar
 
 
 def plot_curves(run: Run, curves: dict[str, np.ndarray]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for name, curve in curves.items():

@@ -46,8 +46,6 @@ two-stochastic-layer model (``--out experiments/figures/vae/iwae5_2layer --set m
 from __future__ import annotations
 
 import dataclasses
-import functools
-import sys
 import time
 from typing import Any, NamedTuple
 
@@ -56,12 +54,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-
 import jaxae
-from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
 from jaxae import variational
+from jaxae.experiment import Run, load_mnist_splits, parse, pyplot, tile_images
 from jaxae.models.vae import TwoStochasticLayerVAE
 
 PAPER = "Burda, Grosse & Salakhutdinov 2015, Table 1 (MNIST, one stochastic layer)"
@@ -82,8 +77,8 @@ PAPER_NLL = {
 MODEL_NAMES = ("vae", "iwae", "iwae2")
 
 
-def _model_names(models: str) -> list[str]:
-    names = [name.strip() for name in models.split(",") if name.strip()]
+def _model_names(models: tuple[str, ...]) -> list[str]:
+    names = list(models)
     unknown = [name for name in names if name not in MODEL_NAMES]
     if unknown or len(set(names)) != len(names):
         raise SystemExit(f"models: expected distinct names from {MODEL_NAMES}, got {models!r}")
@@ -111,9 +106,9 @@ class Config:
     """Defaults: the paper's architecture, objective and Adam; a CPU-sized epoch budget."""
 
     sizes: tuple[int, ...] = (784, 200, 200, 50)
-    # Which models to train, comma-separated: "vae" (ELBO, k = vae_samples), "iwae" (one
+    # Which models to train (--set models=vae,iwae): "vae" (ELBO, k = vae_samples), "iwae" (one
     # stochastic layer, k = iwae_samples), "iwae2" (two stochastic layers, k = iwae_samples).
-    models: str = "vae,iwae"
+    models: tuple[str, ...] = ("vae", "iwae")
     vae_samples: int = 1  # k of the VAE's ELBO estimate
     iwae_samples: int = 5  # k of the IWAE bound
     epochs: int = 20
@@ -167,14 +162,6 @@ def optimizer(config: Config, steps: int, offset: int = 0) -> optax.GradientTran
     return optax.adam(schedule, b1=0.9, b2=0.999, eps=config.adam_eps)
 
 
-class _OutOfTime(Exception):
-    """Raised between epochs once the wall-clock cap is spent; carries the last parameters."""
-
-    def __init__(self, params):
-        super().__init__("training time cap reached")
-        self.params = params
-
-
 class Trained(NamedTuple):
     """What :func:`train` returns."""
 
@@ -196,18 +183,15 @@ def train(
     steps_per_epoch = len(x) // config.batch_size
     total_epochs = warmup_epochs + epochs
     start = time.perf_counter()
-    history: list[float] = []
-
-    def stop_when_out_of_time(params):
-        history.append(time.perf_counter() - start)
-        cap = config.max_train_minutes
-        if cap is not None and history[-1] > 60.0 * cap and len(history) < total_epochs:
-            raise _OutOfTime(params)
-        return {}
+    cap = None if config.max_train_minutes is None else 60.0 * config.max_train_minutes
 
     def stage(params, stage_objective, k, stage_epochs, offset, stage_key, stage_desc):
         loss_fn = variational.variational_loss(model, objective=stage_objective, num_samples=k)
-        result = jaxae.fit(
+        callbacks = []
+        if cap is not None:  # the time left of the cap, warm-up included
+            left = max(cap - (time.perf_counter() - start), 0.0)
+            callbacks.append(jaxae.training.WallTimeLimit(left))
+        return jaxae.fit(
             params,
             x,
             loss_fn=loss_fn,
@@ -216,50 +200,34 @@ def train(
             key=stage_key,
             epochs=stage_epochs,
             batch_size=config.batch_size,
-            eval_fn=stop_when_out_of_time,
+            callbacks=callbacks,
             progress=progress,
             desc=stage_desc,
         )
-        return result.params, result.history[-1]["loss"]
 
-    params = model.init(init_key)
-    try:
-        if warmup_epochs:
-            # Its own key stream: the main stage's keys are those of an unwarmed run.
-            warmup_key = jax.random.fold_in(fit_key, 1 << 20)
-            params, _ = stage(params, "elbo", 1, warmup_epochs, 0, warmup_key, desc + " warm-up")
+    params, warm, stopped = model.init(init_key), 0, False
+    if warmup_epochs:
+        # Its own key stream: the main stage's keys are those of an unwarmed run.
+        warmup_key = jax.random.fold_in(fit_key, 1 << 20)
+        result = stage(params, "elbo", 1, warmup_epochs, 0, warmup_key, desc + " warm-up")
+        params, warm, stopped = result.params, len(result.history), bool(result.stopped_early)
+    run_epochs, loss = 0, float("nan")
+    if not stopped:
         offset = warmup_epochs * steps_per_epoch
-        params, loss = stage(params, objective, num_samples, epochs, offset, fit_key, desc)
-    except _OutOfTime as stop:
-        params, loss = stop.params, float("nan")
-    warm = min(len(history), warmup_epochs)
-    return Trained(params, len(history) - warm, warm, loss, time.perf_counter() - start)
+        result = stage(params, objective, num_samples, epochs, offset, fit_key, desc)
+        params, run_epochs = result.params, len(result.history)
+        if not result.stopped_early:
+            loss = result.history[-1]["loss"]
+    return Trained(params, run_epochs, warm, loss, time.perf_counter() - start)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "num_samples", "kind"))
-def _bound(model, params, x, key, *, num_samples, kind):
-    if kind == "elbo":
-        return variational.elbo(model, params, x, key, num_samples=num_samples)
-    return variational.iwae_bound(model, params, x, key, num_samples=num_samples)
+def mean_bound(model, params, x, key, *, num_samples: int, kind: str) -> float:
+    """Mean over ``x`` of the ELBO or the IWAE bound (nats), in batches of 500."""
+    return variational.mean_bound(model, params, x, key, bound=kind, num_samples=num_samples)
 
 
-def mean_bound(model, params, x, key, *, num_samples: int, kind: str, batch_size: int = 500):
-    """Mean over ``x`` of the ELBO or the IWAE bound (nats), in batches with their own keys."""
-    total = 0.0
-    for j, start in enumerate(range(0, len(x), batch_size)):
-        batch = jnp.asarray(x[start : start + batch_size])
-        values = _bound(
-            model, params, batch, jax.random.fold_in(key, j), num_samples=num_samples, kind=kind
-        )
-        total += float(values.sum())
-    return total / len(x)
-
-
-def posterior_means(model, params, x, batch_size: int = 1000) -> np.ndarray:
-    encode = jax.jit(model.encode)
-    return np.concatenate(
-        [np.asarray(encode(params, x[i : i + batch_size])[0]) for i in range(0, len(x), batch_size)]
-    )
+def posterior_means(model, params, x) -> np.ndarray:
+    return np.asarray(variational.posterior_means(model, params, x))
 
 
 def evaluate(
@@ -304,8 +272,7 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(__doc__.splitlines()[0], argv, validation=True)
-    config = apply_overrides(QUICK if args.quick else Config(), args.set)
+    args, config = parse(__file__, __doc__, argv, config=Config(), quick=QUICK, validation=True)
     name = "vae_validation" if args.validation else "vae"
     run = Run(name, args, config)
     progress = not args.no_progress
@@ -412,30 +379,16 @@ def main(argv: list[str] | None = None) -> dict:
 # --- Figures ---------------------------------------------------------------------------------
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _tile(images: np.ndarray, rows: int, cols: int, side: int = 28) -> np.ndarray:
-    images = np.asarray(images).reshape(rows, cols, side, side)
-    return images.transpose(0, 2, 1, 3).reshape(rows * side, cols * side)
-
-
 def _probabilities(model, params, z) -> np.ndarray:
     return np.asarray(jax.nn.sigmoid(jax.jit(model.decode)(params, jnp.asarray(z))))
 
 
 def plot_samples(run: Run, model, params, key, *, title: str, rows: int = 8) -> None:
     """Pixel probabilities of ``p(x|z)`` for z drawn from the prior."""
-    plt = _pyplot()
+    plt = pyplot()
     z = jax.random.normal(key, (rows * rows, model.latent_size))
     fig, ax = plt.subplots(figsize=(6, 6))
-    ax.imshow(_tile(_probabilities(model, params, z), rows, rows), cmap="gray")
+    ax.imshow(tile_images(_probabilities(model, params, z), rows, rows), cmap="gray")
     ax.set_title(f"{title}: sigmoid(decode(z)), z ~ N(0, I)")
     ax.axis("off")
     run.save_figure(fig, "samples.png")
@@ -443,7 +396,7 @@ def plot_samples(run: Run, model, params, key, *, title: str, rows: int = 8) -> 
 
 def plot_reconstructions(run: Run, model, params, grey, binary) -> None:
     """Test digits (grey, binarised) above the decoder's probabilities at the posterior mean."""
-    plt = _pyplot()
+    plt = pyplot()
     mean, _ = jax.jit(model.encode)(params, jnp.asarray(binary))
     rows = {
         "test digit": grey,
@@ -452,7 +405,7 @@ def plot_reconstructions(run: Run, model, params, grey, binary) -> None:
     }
     fig, axes = plt.subplots(3, 1, figsize=(len(grey), 3.4))
     for ax, (label, images) in zip(axes, rows.items(), strict=True):
-        ax.imshow(_tile(images, 1, len(grey)), cmap="gray")
+        ax.imshow(tile_images(images, 1, len(grey)), cmap="gray")
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -461,7 +414,7 @@ def plot_reconstructions(run: Run, model, params, grey, binary) -> None:
 
 def plot_interpolations(run: Run, model, params, grey, labels, steps: int = 10) -> None:
     """Decoded straight lines between the posterior means of pairs of test digits."""
-    plt = _pyplot()
+    plt = pyplot()
     pairs = [(0, 1), (3, 8), (4, 9), (5, 6)]
     firsts = [int(np.flatnonzero(labels == a)[0]) for a, _ in pairs]
     seconds = [int(np.flatnonzero(labels == b)[0]) for _, b in pairs]
@@ -472,7 +425,7 @@ def plot_interpolations(run: Run, model, params, grey, labels, steps: int = 10) 
     z = (1 - t)[None, :, None] * start[:, None, :] + t[None, :, None] * end[:, None, :]
     images = _probabilities(model, params, z.reshape(-1, model.latent_size))
     fig, ax = plt.subplots(figsize=(steps * 0.8, len(pairs) * 0.85))
-    ax.imshow(_tile(images, len(pairs), steps), cmap="gray")
+    ax.imshow(tile_images(images, len(pairs), steps), cmap="gray")
     ax.set_title(
         "latent interpolation between posterior means ("
         + ", ".join(f"{a}→{b}" for a, b in pairs)
@@ -487,13 +440,13 @@ def plot_manifold(run: Run, model, params, x, labels, *, split: str, side: int =
     """Kingma & Welling's Fig. 4: decoded z on a grid of prior quantiles, and the codes."""
     from scipy.stats import norm
 
-    plt = _pyplot()
+    plt = pyplot()
     q = norm.ppf(np.linspace(0.05, 0.95, side)).astype(np.float32)
     grid = np.stack(np.meshgrid(q, q[::-1]), axis=-1).reshape(-1, 2)
     images = _probabilities(model, params, grid)
     means = posterior_means(model, params, x)
     fig, axes = plt.subplots(1, 2, figsize=(13, 6.2))
-    axes[0].imshow(_tile(images, side, side), cmap="gray")
+    axes[0].imshow(tile_images(images, side, side), cmap="gray")
     axes[0].set_title("learned 2-D manifold: decode(Φ⁻¹(u)), u on a 20×20 grid")
     axes[0].axis("off")
     scatter = axes[1].scatter(means[:, 0], means[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6)

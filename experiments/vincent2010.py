@@ -15,15 +15,11 @@ beside the SDAE's first-layer reconstructions.
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import jax
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-
-from experiments import stacking
-from experiments.runner import Run, apply_overrides, load_mnist_splits, parse_args
+from jaxae import experiment
+from jaxae.experiment import Run, load_mnist_splits, parse
 from jaxae.models.stacked import LayerConfig, reconstruct_layer
 
 PAPER = "Vincent et al. 2010, JMLR 11, Table 3 (MNIST)"
@@ -38,7 +34,7 @@ class Config:
     chosen on validation."""
 
     sizes: tuple[int, ...] = (784, 1000, 1000, 1000)
-    models: str = "sdae,sae,dbn"
+    models: tuple[str, ...] = ("sdae", "sae", "dbn")
     masking_rate: float = 0.25
     pretrain_epochs: int = 20
     pretrain_lr: float = 1e-3
@@ -77,15 +73,14 @@ def layer_configs(config: Config) -> dict[str, LayerConfig]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(__doc__.splitlines()[0], argv, validation=True)
-    config = apply_overrides(QUICK if args.quick else Config(), args.set)
+    args, config = parse(__file__, __doc__, argv, config=Config(), quick=QUICK, validation=True)
     name = "vincent2010_validation" if args.validation else "vincent2010"
     run = Run(name, args, config)
     progress = not args.no_progress
     data = load_mnist_splits(args.validation, config.train_examples, config.eval_examples)
     run.log.info("train %s, %s %s", data.x_train.shape, data.name, data.x_eval.shape)
     recipes = layer_configs(config)
-    models = [m.strip() for m in config.models.split(",") if m.strip()]
+    models = list(config.models)
     unknown = sorted(set(models) - set(PAPER_ERRORS))
     if unknown:
         raise SystemExit(f"--set models=...: unknown {unknown}; expected some of {list(LABELS)}")
@@ -94,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     stacks = {}
     for model in models:
         key, model_key = jax.random.split(key)
-        stacks[model] = stacking.pretrain_and_finetune(
+        stacks[model] = experiment.pretrain_and_finetune(
             run,
             LABELS[model],
             data,
@@ -110,17 +105,18 @@ def main(argv: list[str] | None = None) -> dict:
         )
     filters = {LABELS[m]: stacks[m][0].encoder["w"] for m in ("sae", "sdae", "dbn") if m in stacks}
     if filters:
-        stacking.plot_filters(run, filters, "filters.png")
+        run.save_figure(experiment.filters_figure(filters), "filters.png")
     if "sdae" in stacks:
         key, noise_key = jax.random.split(key)
         corrupted, recon = reconstruct_layer(stacks["sdae"][0], data.x_eval[:10], key=noise_key)
-        stacking.plot_corruption(
-            run,
-            {
-                "clean": data.x_eval[:10],
-                f"masked {config.masking_rate:.0%}": corrupted,
-                "DAE output": recon,
-            },
+        run.save_figure(
+            experiment.image_rows_figure(
+                {
+                    "clean": data.x_eval[:10],
+                    f"masked {config.masking_rate:.0%}": corrupted,
+                    "DAE output": recon,
+                }
+            ),
             "denoising.png",
         )
     run.finish()

@@ -6,7 +6,9 @@ packed 32-bit words, jit-compiled over the database), or, for codes short enough
 addresses, by looking up every address within Hamming radius ``r`` of the query in a hash table
 (:func:`build_hamming_table`, :func:`hamming_ball_lookup`), which costs time independent of the
 database size. A short code can shortlist candidates that longer codes or TF-IDF then rerank
-(:func:`rerank`). Retrieval is scored with the labels: a retrieved item is relevant when it
+(:func:`rerank` for one query's given candidates; :func:`shortlist_rerank` scans short codes and
+reranks by long ones for a batch of queries, jit-compiled). Codes are trained for hashing by
+:func:`noisy_code_loss`. Retrieval is scored with the labels: a retrieved item is relevant when it
 shares the query's label (:func:`evaluate_retrieval`).
 
 Bit order: bit ``j`` of a code is bit ``j % 32`` (least significant first) of word ``j // 32``,
@@ -29,14 +31,15 @@ import functools
 import itertools
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxae.typing import Array, ArrayLike, PRNGKey
+from jaxae.losses import sigmoid_cross_entropy
+from jaxae.typing import Array, ArrayLike, Params, PRNGKey
 from jaxae.validation import check_array, check_positive_int
 
 __all__ = [
@@ -48,10 +51,12 @@ __all__ = [
     "code_binariness",
     "cosine_distance",
     "evaluate_retrieval",
+    "evaluate_two_stage",
     "hamming_ball_lookup",
     "hamming_ball_precision_recall",
     "hamming_distance",
     "nearest_neighbors",
+    "noisy_code_loss",
     "pack_bits",
     "pairwise_distance",
     "precision_at_k",
@@ -59,7 +64,9 @@ __all__ = [
     "random_hyperplanes",
     "ranked_relevance",
     "rerank",
+    "shortlist_rerank",
     "squared_euclidean_distance",
+    "two_stage_distance",
 ]
 
 _METRICS = ("hamming", "euclidean", "cosine")
@@ -324,6 +331,149 @@ def rerank(
     return candidates[np.argsort(distances, kind="stable")].astype(np.int64)
 
 
+# --------------------------------------------------------------------------- two-stage search
+
+
+def _check_two_stage(short_bits: int, shortlist: int, k: int, n: int) -> None:
+    if not 1 <= k <= shortlist <= n:
+        raise ValueError(f"expected 1 <= k ({k}) <= shortlist ({shortlist}) <= database ({n})")
+    if short_bits < 1:
+        raise ValueError(f"short_bits: expected >= 1, got {short_bits}")
+
+
+def _check_words(short, long, short_name: str, long_name: str) -> None:
+    for name, words in ((short_name, short), (long_name, long)):
+        check_array(words, name, rank=2, finite=False)
+        if words.dtype != np.uint32:
+            raise TypeError(f"{name}: expected uint32 words from pack_bits, got {words.dtype}")
+    if short.shape[0] != long.shape[0]:
+        raise ValueError(
+            f"{short_name} and {long_name}: expected one row per item in both, got "
+            f"{short.shape[0]} and {long.shape[0]}"
+        )
+
+
+def _shortlist_mask(d_short: Array, *, short_bits: int, shortlist: int) -> Array:
+    """bool ``[q, n]``: the ``shortlist`` items nearest each query by ``d_short``, ties to the
+    lower index, found by counting (distances are integers in [0, short_bits]) instead of a
+    sort."""
+    counts = jax.vmap(lambda row: jnp.bincount(row, length=short_bits + 1))(d_short)
+    at_most = jnp.cumsum(counts, axis=1)  # [q, short_bits + 1]: items within distance d
+    cut = jnp.argmax(at_most >= shortlist, axis=1)  # the distance where the shortlist fills
+    below = jnp.where(
+        cut > 0, jnp.take_along_axis(at_most, jnp.maximum(cut - 1, 0)[:, None], 1)[:, 0], 0
+    )
+    at_cut = d_short == cut[:, None]
+    room = (shortlist - below)[:, None]  # shortlist places left for items at distance ``cut``
+    return (d_short < cut[:, None]) | (at_cut & (jnp.cumsum(at_cut, axis=1) <= room))
+
+
+@functools.partial(jax.jit, static_argnames=("short_bits", "shortlist", "k"))
+def _shortlist_rerank(q_short, q_long, db_short, db_long, *, short_bits, shortlist, k):
+    d_short = hamming_distance(q_short, db_short)  # [b, n]
+    mask = _shortlist_mask(d_short, short_bits=short_bits, shortlist=shortlist)
+    candidates = jax.vmap(lambda m: jnp.nonzero(m, size=shortlist)[0])(mask)  # by index
+    d_short_c = jnp.take_along_axis(d_short, candidates, axis=1)
+    differing = q_long[:, None, :] ^ db_long[candidates]  # [b, shortlist, words]: only these
+    d_long = jnp.sum(jax.lax.population_count(differing).astype(jnp.int32), axis=-1)
+    # Rerank by long distance, ties by short distance, then index (top_k: lower position first).
+    # float32 (exact for these small integers): XLA's CPU top_k is fast for floats.
+    _, order = jax.lax.top_k(-(d_long * (short_bits + 1) + d_short_c).astype(jnp.float32), k)
+    return jnp.take_along_axis(candidates, order, axis=1)
+
+
+def shortlist_rerank(
+    query_short: ArrayLike,
+    query_long: ArrayLike,
+    database_short: ArrayLike,
+    database_long: ArrayLike,
+    *,
+    short_bits: int,
+    shortlist: int,
+    k: int,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """The ``k`` best database items per query: shortlist by short codes, rerank by long codes.
+
+    Krizhevsky & Hinton (2011) shortlist with 28-bit codes and rerank the shortlist with 256-bit
+    codes. Here the shortlist is the ``shortlist`` nearest items by short-code Hamming distance
+    (a jit-compiled XOR + popcount scan; ties to the lower index), reordered by long-code
+    Hamming distance (ties: short-code distance, then index), computed for the shortlist only.
+    For one query's candidates from a :func:`hamming_ball_lookup`, use :func:`rerank`.
+
+    Args:
+      query_short, database_short: uint32 ``[q, w_s]`` and ``[n, w_s]`` packed short codes.
+      query_long, database_long: uint32 ``[q, w_l]`` and ``[n, w_l]`` packed long codes.
+      short_bits: bits in the short code (the largest short-code distance).
+      shortlist: candidates kept per query, ``k <= shortlist <= n``.
+      k: items returned per query.
+      batch_size: queries per jitted call (the last batch is padded: one compilation).
+
+    Returns:
+      int32 ``[q, k]`` distinct database indices per query, best first.
+    """
+    q_short, q_long = np.asarray(query_short), np.asarray(query_long)
+    db_short, db_long = np.asarray(database_short), np.asarray(database_long)
+    _check_words(q_short, q_long, "query_short", "query_long")
+    _check_words(db_short, db_long, "database_short", "database_long")
+    _check_pair(q_short, db_short, "query_short", "database_short")
+    _check_pair(q_long, db_long, "query_long", "database_long")
+    _check_two_stage(short_bits, shortlist, k, len(db_short))
+    check_positive_int(batch_size, "batch_size")
+    db_short, db_long = jnp.asarray(db_short), jnp.asarray(db_long)
+    out = []
+    for (qs, real), (ql, _) in zip(
+        _query_batches(q_short, batch_size), _query_batches(q_long, batch_size), strict=True
+    ):
+        ids = _shortlist_rerank(
+            jnp.asarray(qs), jnp.asarray(ql), db_short, db_long,
+            short_bits=short_bits, shortlist=shortlist, k=k,
+        )  # fmt: skip
+        out.append(np.asarray(ids)[:real])
+    return np.concatenate(out)
+
+
+def two_stage_distance(
+    query_short: ArrayLike,
+    query_long: ArrayLike,
+    database_short: ArrayLike,
+    database_long: ArrayLike,
+    *,
+    short_bits: int,
+    shortlist: int,
+) -> Array:
+    """A distance whose stable ranking is :func:`shortlist_rerank`'s ranking of the database.
+
+    Items in each query's shortlist come first, ordered by (long distance, short distance,
+    index); the rest follow in (short distance, index) order, as if the search went on past the
+    shortlist by the short codes (what a mean average precision over the whole database needs).
+
+    Args:
+      query_short, query_long, database_short, database_long: as for :func:`shortlist_rerank`.
+      short_bits: bits in the short code.
+      shortlist: candidates reranked per query.
+
+    Returns:
+      int32 ``[q, n]``.
+    """
+    d_short = hamming_distance(query_short, database_short)
+    d_long = hamming_distance(query_long, database_long)
+    in_shortlist = _shortlist_mask(d_short, short_bits=short_bits, shortlist=shortlist)
+    beyond = (_WORD_BITS * jnp.shape(query_long)[1] + 1) * (short_bits + 1)  # above any kept key
+    return jnp.where(in_shortlist, d_long * (short_bits + 1), beyond) + d_short
+
+
+@functools.partial(jax.jit, static_argnames=("short_bits", "shortlist", "ks"))
+def _two_stage_scores(qs, ql, dbs, dbl, q_labels, db_labels, levels, *, short_bits, shortlist, ks):
+    distances = two_stage_distance(qs, ql, dbs, dbl, short_bits=short_bits, shortlist=shortlist)
+    relevance = ranked_relevance(distances, q_labels, db_labels)
+    return (
+        precision_at_recall(relevance, levels),
+        precision_at_k(relevance, ks),
+        average_precision(relevance),
+    )
+
+
 # --------------------------------------------------------------------------- Hamming-ball lookup
 
 
@@ -478,6 +628,55 @@ def hamming_ball_precision_recall(
         if label_counts[label]:
             recall[i] = hits / label_counts[label]
     return precision, recall
+
+
+# --------------------------------------------------------------------------- training codes
+
+
+def noisy_code_loss(
+    model,
+    params: Params,
+    x: ArrayLike,
+    noise: ArrayLike,
+    *,
+    code_activation: Callable[[Array], Array] = jax.nn.sigmoid,
+    reconstruction_loss: Callable[[Array, Array], Array] = sigmoid_cross_entropy,
+) -> Array:
+    """Per-example reconstruction loss with fixed noise added to the code units' inputs.
+
+    ``code = code_activation(model.encode(params, x, logits=True) + noise)``, then
+    ``reconstruction_loss(model.decode(params, code, logits=True), x)``. With ``noise`` drawn
+    once per training example and kept for every epoch ("deterministic noise"), the decoder can
+    only undo it if the logistic code units move into their flat tails, which makes the codes
+    nearly binary before :func:`binarize` thresholds them. Unreduced over the batch: take the
+    mean (or a weighted sum) for a training loss.
+
+    Args:
+      model: anything with ``encode(params, x, *, logits)`` and ``decode(params, z, *, logits)``
+        (e.g. :class:`jaxae.MLPAutoencoder` or an unrolled RBM stack).
+      params: the model's parameters.
+      x: ``[batch, n_in]`` inputs (what the model encodes).
+      noise: ``[batch, n_code]`` noise for the code layer's pre-activation.
+      code_activation: the code units' nonlinearity (a logistic for binary codes).
+      reconstruction_loss: ``(logits, x) -> [batch]``, e.g. :func:`jaxae.sigmoid_cross_entropy`
+        for pixels, or a softmax cross-entropy of word distributions for bag-of-words counts.
+
+    Returns:
+      ``[batch]`` losses.
+
+    References:
+      Salakhutdinov & Hinton, "Semantic hashing", Int. J. Approximate Reasoning 50(7), 2009,
+      section 3 (deterministic Gaussian noise on the code units' inputs).
+    """
+    x, noise = jnp.asarray(x), jnp.asarray(noise)
+    pre_code = model.encode(params, x, logits=True)
+    if noise.shape != pre_code.shape:
+        raise ValueError(
+            f"noise: expected shape {tuple(pre_code.shape)} (batch, code units), got "
+            f"{tuple(noise.shape)}"
+        )
+    logits = model.decode(params, code_activation(pre_code + noise), logits=True)
+    return reconstruction_loss(logits, x)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -662,6 +861,59 @@ def evaluate_retrieval(
         out = _scores(
             jnp.asarray(batch), db, jnp.asarray(label_batch[:, 0]), db_labels, levels,
             metric=metric, ks=ks,
+        )  # fmt: skip
+        parts.append([np.asarray(o)[:real] for o in out])
+    par, pak, ap = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return RetrievalScores(levels, par, np.asarray(ks, np.int32), pak, ap)
+
+
+def evaluate_two_stage(
+    query_short: ArrayLike,
+    query_long: ArrayLike,
+    database_short: ArrayLike,
+    database_long: ArrayLike,
+    query_labels: ArrayLike,
+    database_labels: ArrayLike,
+    *,
+    short_bits: int,
+    shortlist: int,
+    recall_levels: Sequence[float] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+    ks: Sequence[int] = (10, 100),
+    batch_size: int = 256,
+) -> RetrievalScores:
+    """:func:`evaluate_retrieval` for the shortlist-then-rerank ranking of
+    :func:`two_stage_distance` (short codes shortlist, long codes rerank).
+
+    Args:
+      query_short, query_long, database_short, database_long: as for :func:`shortlist_rerank`.
+      query_labels: int ``[q]``.
+      database_labels: int ``[n]``.
+      short_bits: bits in the short code.
+      shortlist: candidates reranked per query, at most ``n``.
+      recall_levels, ks, batch_size: as for :func:`evaluate_retrieval`.
+
+    Returns:
+      :class:`RetrievalScores` with one row per query.
+    """
+    q_short, q_long = np.asarray(query_short), np.asarray(query_long)
+    db_short, db_long = np.asarray(database_short), np.asarray(database_long)
+    _check_words(q_short, q_long, "query_short", "query_long")
+    _check_words(db_short, db_long, "database_short", "database_long")
+    _check_two_stage(short_bits, shortlist, 1, len(db_short))
+    query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
+    check_array(query_labels, "query_labels", rank=1, last_dim=q_short.shape[0])
+    check_array(database_labels, "database_labels", rank=1, last_dim=db_short.shape[0])
+    check_positive_int(batch_size, "batch_size")
+    levels = np.asarray(recall_levels, np.float32)
+    check_array(levels, "recall_levels", rank=1, value_range=(1e-12, 1.0))
+    ks = tuple(int(k) for k in ks)
+    dbs, dbl, db_labels = (jnp.asarray(a) for a in (db_short, db_long, database_labels))
+    parts = []
+    batches = (_query_batches(a, batch_size) for a in (q_short, q_long, query_labels[:, None]))
+    for (qs, real), (ql, _), (labels, _) in zip(*batches, strict=True):
+        out = _two_stage_scores(
+            jnp.asarray(qs), jnp.asarray(ql), dbs, dbl, jnp.asarray(labels[:, 0]), db_labels,
+            jnp.asarray(levels), short_bits=short_bits, shortlist=shortlist, ks=ks,
         )  # fmt: skip
         parts.append([np.asarray(o)[:real] for o in out])
     par, pak, ap = (np.concatenate(p) for p in zip(*parts, strict=True))

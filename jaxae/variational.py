@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxae.chunked import chunked_map
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
 from jaxae.validation import check_array, check_positive_int, check_same_shape
 
@@ -44,6 +45,8 @@ __all__ = [
     "importance_log_weights",
     "importance_sampled_log_likelihood",
     "iwae_bound",
+    "mean_bound",
+    "posterior_means",
     "reparameterize",
     "standard_normal_log_density",
     "variational_loss",
@@ -431,6 +434,79 @@ def _chunked_log_likelihood(
     if rest:
         total = jnp.logaddexp(total, chunk_logsumexp(chunk_keys[num_chunks], rest))
     return total - math.log(num_samples)
+
+
+_BOUNDS = ("elbo", "iwae")
+
+
+@functools.partial(jax.jit, static_argnames=("model", "num_samples", "bound", "log_likelihood"))
+def _bound_values(model, params, x, key, *, num_samples, bound, log_likelihood):
+    if bound == "elbo":
+        return elbo(model, params, x, key, num_samples=num_samples, log_likelihood=log_likelihood)
+    return iwae_bound(model, params, x, key, num_samples=num_samples, log_likelihood=log_likelihood)
+
+
+def mean_bound(
+    model: Any,
+    params: Params,
+    x: ArrayLike,
+    key: PRNGKey,
+    *,
+    bound: str,
+    num_samples: int,
+    batch_size: int = 500,
+    log_likelihood: LogLikelihood = bernoulli_log_likelihood,
+) -> float:
+    """Mean over a whole dataset of the ELBO or the IWAE bound (nats), in batches.
+
+    Args:
+      model: as for :func:`elbo`; hashable (a static argument of ``jit``).
+      params: the model's parameters.
+      x: ``[n, ...]`` an evaluation set.
+      key: PRNG key; batch ``j`` uses ``fold_in(key, j)``.
+      bound: ``"elbo"`` (:func:`elbo` with ``num_samples`` samples) or ``"iwae"``
+        (:func:`iwae_bound` with k = ``num_samples``).
+      num_samples: samples per example.
+      batch_size: examples per jitted call (the last, shorter batch compiles once more).
+      log_likelihood: as for :func:`elbo`; hashable (a module-level function).
+
+    Returns:
+      The mean over all ``n`` examples, a Python float (the bound on ``log p(x)``, so minus it
+      is the number reported as -ELBO or -IWAE).
+    """
+    if bound not in _BOUNDS:
+        raise ValueError(f"bound: expected one of {_BOUNDS}, got {bound!r}")
+    check_positive_int(num_samples, "num_samples")
+    check_positive_int(batch_size, "batch_size")
+    check_array(x, "x", rank=range(2, 6))
+    total = 0.0
+    for j, start in enumerate(range(0, len(x), batch_size)):
+        values = _bound_values(
+            model,
+            params,
+            jnp.asarray(x[start : start + batch_size]),
+            jax.random.fold_in(key, j),
+            num_samples=num_samples,
+            bound=bound,
+            log_likelihood=log_likelihood,
+        )
+        total += float(values.sum())
+    return total / len(x)
+
+
+def posterior_means(model: Any, params: Params, x: ArrayLike, *, chunk_size: int = 1000) -> Array:
+    """The encoder means ``E_q[z|x]`` of a whole dataset (for :func:`active_units`, plots).
+
+    Args:
+      model: has ``posterior(params, x) -> (mean, log_variance)``; hashable.
+      params: the model's parameters.
+      x: ``[n, ...]`` inputs.
+      chunk_size: rows encoded at once (:func:`jaxae.chunked.chunked_map`).
+
+    Returns:
+      ``[n, latent]``.
+    """
+    return chunked_map(model.posterior, x, args=(params,), chunk_size=chunk_size)[0]
 
 
 def active_units(posterior_means: ArrayLike, *, threshold: float = 1e-2) -> Array:

@@ -1,76 +1,12 @@
-"""The image-retrieval experiment: its two-stage search against brute force, and its quick mode
-end to end on real MNIST."""
+"""The image-retrieval experiment's quick mode end to end on real MNIST (its two-stage search is
+tested in tests/test_retrieval.py)."""
 
 import json
 
-import jax
-import numpy as np
 import pytest
 
 from experiments import image_retrieval
-from jaxae import results, retrieval
-
-
-def _codes(rng, n, bits):
-    codes = rng.integers(0, 2, (n, bits), dtype=np.uint8)
-    return codes, np.asarray(retrieval.pack_bits(codes))
-
-
-def _reference_ranking(q_short, q_long, db_short, db_long, shortlist):
-    """The two-stage ranking by NumPy sorts over unpacked bits, one query at a time."""
-    rankings = []
-    for qs, ql in zip(q_short, q_long, strict=True):
-        d_short = (db_short != qs).sum(axis=1)
-        d_long = (db_long != ql).sum(axis=1)
-        by_short = np.lexsort((np.arange(len(db_short)), d_short))
-        head = by_short[:shortlist]
-        head = head[np.lexsort((head, d_short[head], d_long[head]))]
-        rankings.append(np.concatenate([head, by_short[shortlist:]]))
-    return np.stack(rankings)
-
-
-def test_shortlist_rerank_matches_a_numpy_reference():
-    rng = np.random.default_rng(0)
-    db_short, db_short_words = _codes(rng, 300, 6)  # 6 bits: many ties in the short distance
-    db_long, db_long_words = _codes(rng, 300, 40)
-    q_short, q_short_words = _codes(rng, 7, 6)
-    q_long, q_long_words = _codes(rng, 7, 40)
-    expected = _reference_ranking(q_short, q_long, db_short, db_long, shortlist=50)
-
-    ids = image_retrieval.shortlist_rerank(
-        q_short_words,
-        q_long_words,
-        db_short_words,
-        db_long_words,
-        short_bits=6,
-        shortlist=50,
-        k=20,
-        batch_size=4,
-    )
-    assert ids.shape == (7, 20)
-    assert all(len(set(row)) == 20 for row in ids.tolist())  # k distinct database items
-    np.testing.assert_array_equal(ids, expected[:, :20])
-
-    distance = jax.jit(
-        image_retrieval.two_stage_distance, static_argnames=("short_bits", "shortlist")
-    )
-    d = np.asarray(
-        distance(
-            q_short_words, q_long_words, db_short_words, db_long_words, short_bits=6, shortlist=50
-        )
-    )
-    np.testing.assert_array_equal(np.argsort(d, axis=1, kind="stable"), expected)
-
-
-def test_shortlist_rerank_checks_its_sizes():
-    rng = np.random.default_rng(1)
-    _, words = _codes(rng, 10, 8)
-    with pytest.raises(ValueError, match="shortlist"):
-        image_retrieval.shortlist_rerank(
-            words, words, words, words, short_bits=8, shortlist=20, k=5
-        )
-    with pytest.raises(ValueError, match="k"):
-        image_retrieval.shortlist_rerank(words, words, words, words, short_bits=8, shortlist=4, k=5)
+from jaxae import results
 
 
 @pytest.mark.slow

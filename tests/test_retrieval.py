@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -320,3 +322,113 @@ def test_evaluate_retrieval_compiles_once_per_shape():
             ks=(1, 5),
         )  # fmt: skip
     assert retrieval._scores._cache_size() == before + 1
+
+
+# --------------------------------------------------------------------------- two-stage search
+
+
+def _packed(rng, n, bits):
+    codes = rng.integers(0, 2, (n, bits), dtype=np.uint8)
+    return codes, np.asarray(retrieval.pack_bits(codes))
+
+
+def _reference_two_stage_ranking(q_short, q_long, db_short, db_long, shortlist):
+    """The two-stage ranking by NumPy sorts over unpacked bits, one query at a time."""
+    rankings = []
+    for qs, ql in zip(q_short, q_long, strict=True):
+        d_short = (db_short != qs).sum(axis=1)
+        d_long = (db_long != ql).sum(axis=1)
+        by_short = np.lexsort((np.arange(len(db_short)), d_short))
+        head = by_short[:shortlist]
+        head = head[np.lexsort((head, d_short[head], d_long[head]))]
+        rankings.append(np.concatenate([head, by_short[shortlist:]]))
+    return np.stack(rankings)
+
+
+def _two_stage_case(seed=0):
+    rng = np.random.default_rng(seed)
+    db_short, db_short_words = _packed(rng, 300, 6)  # 6 bits: many ties in the short distance
+    db_long, db_long_words = _packed(rng, 300, 40)
+    q_short, q_short_words = _packed(rng, 7, 6)
+    q_long, q_long_words = _packed(rng, 7, 40)
+    expected = _reference_two_stage_ranking(q_short, q_long, db_short, db_long, shortlist=50)
+    return (q_short_words, q_long_words, db_short_words, db_long_words), expected
+
+
+def test_shortlist_rerank_matches_a_numpy_reference():
+    words, expected = _two_stage_case()
+    ids = retrieval.shortlist_rerank(*words, short_bits=6, shortlist=50, k=20, batch_size=4)
+    assert ids.shape == (7, 20)
+    assert all(len(set(row)) == 20 for row in ids.tolist())  # k distinct database items
+    np.testing.assert_array_equal(ids, expected[:, :20])
+
+    distance = jax.jit(retrieval.two_stage_distance, static_argnames=("short_bits", "shortlist"))
+    d = np.asarray(distance(*words, short_bits=6, shortlist=50))
+    np.testing.assert_array_equal(np.argsort(d, axis=1, kind="stable"), expected)
+
+
+def test_evaluate_two_stage_scores_the_reference_ranking():
+    words, expected = _two_stage_case(1)
+    labels, q_labels = np.arange(300) % 4, np.arange(7) % 4
+    levels, ks = (0.1, 0.5, 1.0), (1, 10, 100)
+    scores = retrieval.evaluate_two_stage(
+        *words, q_labels, labels, short_bits=6, shortlist=50, recall_levels=levels, ks=ks,
+        batch_size=3,
+    )  # fmt: skip
+    relevant = labels[expected] == q_labels[:, None]
+    hits = np.cumsum(relevant, axis=1)
+    ap = np.sum(hits / np.arange(1, 301) * relevant, axis=1) / hits[:, -1]
+    np.testing.assert_allclose(scores.average_precision, ap, rtol=1e-6)
+    np.testing.assert_allclose(
+        scores.precision_at_k, hits[:, [k - 1 for k in ks]] / np.array(ks), rtol=1e-6
+    )
+    assert scores.precision_at_recall.shape == (7, 3)
+
+
+def test_shortlist_rerank_checks_its_sizes_and_dtypes():
+    rng = np.random.default_rng(1)
+    _, words = _packed(rng, 10, 8)
+    with pytest.raises(ValueError, match="shortlist"):
+        retrieval.shortlist_rerank(words, words, words, words, short_bits=8, shortlist=20, k=5)
+    with pytest.raises(ValueError, match="k"):
+        retrieval.shortlist_rerank(words, words, words, words, short_bits=8, shortlist=4, k=5)
+    with pytest.raises(TypeError, match="query_short: expected uint32"):
+        retrieval.shortlist_rerank(
+            words.astype(np.int32), words, words, words, short_bits=8, shortlist=4, k=2
+        )
+
+
+# --------------------------------------------------------------------------- noisy-code loss
+
+
+def test_noisy_code_loss_matches_a_numpy_forward_pass():
+    import jaxae
+
+    model = jaxae.MLPAutoencoder((6, 5, 3), code_activation="sigmoid")
+    params = model.init(jax.random.key(0))
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(4, 6)).astype(np.float32)
+    noise = (4.0 * rng.standard_normal((4, 3))).astype(np.float32)
+
+    def sigmoid(z):
+        return 1 / (1 + np.exp(-z))
+
+    enc = [(np.asarray(layer["w"]), np.asarray(layer["b"])) for layer in params["encoder"]]
+    dec = [np.asarray(layer["w"]) for layer in params["decoder"]]
+    dec_b = [np.asarray(layer["b"]) for layer in params["decoder"]]
+    h = sigmoid(x @ enc[0][0] + enc[0][1])
+    code = sigmoid(h @ enc[1][0] + enc[1][1] + noise)
+    logits = sigmoid(code @ dec[0] + dec_b[0]) @ dec[1] + dec_b[1]
+    p = sigmoid(logits)
+    expected = -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=1)
+
+    loss = jax.jit(functools.partial(retrieval.noisy_code_loss, model))(params, x, noise)
+    assert loss.shape == (4,)
+    np.testing.assert_allclose(loss, expected, rtol=1e-4)
+    # No noise and the model's own code activation: the plain reconstruction loss.
+    plain = retrieval.noisy_code_loss(model, params, x, np.zeros((4, 3), np.float32))
+    np.testing.assert_allclose(
+        plain, jaxae.sigmoid_cross_entropy(model.reconstruct(params, x, logits=True), x), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match=r"noise: expected shape \(4, 3\)"):
+        retrieval.noisy_code_loss(model, params, x, noise[:, :2])

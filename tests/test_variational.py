@@ -319,3 +319,28 @@ def test_bad_inputs_raise_clear_errors(key):
         V.variational_loss(model, objective="vae")
     with pytest.raises(ValueError, match=r"x: expected values in \[0.0, 1.0\]"):
         V.sample_binary(key, 3 * x)
+
+
+def test_mean_bound_is_the_mean_of_per_batch_bounds_with_folded_keys(key):
+    model, params = BernoulliToy(), _bernoulli_toy_params(0.5)
+    x = jnp.asarray(np.random.default_rng(3).integers(0, 2, (7, 4)), jnp.float32)
+    for bound, fn in (("elbo", V.elbo), ("iwae", V.iwae_bound)):
+        got = V.mean_bound(model, params, x, key, bound=bound, num_samples=3, batch_size=3)
+        parts = [
+            fn(model, params, x[s : s + 3], jax.random.fold_in(key, j), num_samples=3)
+            for j, s in enumerate(range(0, 7, 3))
+        ]
+        np.testing.assert_allclose(got, float(jnp.concatenate(parts).mean()), rtol=1e-5)
+    one = V.mean_bound(model, params, x, key, bound="iwae", num_samples=1, batch_size=7)
+    elbo = V.elbo(model, params, x, jax.random.fold_in(key, 0), analytic_kl=False)
+    np.testing.assert_allclose(one, float(elbo.mean()), rtol=1e-5)  # k = 1: the sampled ELBO
+    with pytest.raises(ValueError, match="bound: expected one of"):
+        V.mean_bound(model, params, x, key, bound="kl", num_samples=1)
+
+
+def test_posterior_means_are_the_encoder_means_in_chunks():
+    model, params = BernoulliToy(), _bernoulli_toy_params(0.5)
+    x = jnp.asarray(np.random.default_rng(4).integers(0, 2, (11, 4)), jnp.float32)
+    got = V.posterior_means(model, params, x, chunk_size=4)
+    assert got.shape == (11, 1)
+    np.testing.assert_allclose(got, model.posterior(params, x)[0], rtol=1e-6)

@@ -1,0 +1,469 @@
+"""What every experiment script does: its command line, its run record, its figures.
+
+A script in ``experiments/`` is a config dataclass (defaults: the paper's settings), a quick
+variant, and ``main(argv) -> metrics``; it imports only ``jaxae``, never another script::
+
+    def main(argv=None) -> dict:
+        args, config = experiment.parse(__file__, __doc__, argv, config=Config(), quick=QUICK)
+        run = experiment.Run("paper2006", args, config)
+        ...
+        run.record("deep AE", "squared error per image", error, paper_value=3.0, paper_source=S)
+        run.save_figure(fig, "reconstructions.png")
+        run.finish()
+        return run.metrics
+
+Every script takes ``--quick``, ``--out``, ``--results-dir``, ``--seed``, ``--no-progress``,
+``--set NAME=VALUE`` (repeatable) and, where offered, ``--validation``. ``--set`` values are
+parsed by the field's type annotation through simple_parsing (a kept library, argparse-based):
+``--set finetune_lr=2e-3``, ``--set sizes=784,500,30`` and ``--set models=vae,iwae`` for tuple
+fields (comma-separated), ``--set tied=true``, ``--set limit=none`` for an optional field.
+
+The result rows go through :mod:`jaxae.results` (``python -m jaxae.results`` renders them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import io
+import json
+import logging
+import pathlib
+import time
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxae import results
+from jaxae.atomic import atomic_write_bytes, atomic_write_text
+
+__all__ = [
+    "MnistSplits",
+    "Run",
+    "apply_overrides",
+    "filters_figure",
+    "image_rows_figure",
+    "load_mnist_splits",
+    "parse",
+    "parse_args",
+    "pretrain_and_finetune",
+    "pyplot",
+    "tile_images",
+]
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_args(
+    description: str,
+    argv: Sequence[str] | None,
+    *,
+    validation: bool = False,
+    parser: argparse.ArgumentParser | None = None,
+) -> argparse.Namespace:
+    """The flags every experiment takes: ``--quick``, ``--out``, ``--results-dir``, ``--seed``,
+    ``--no-progress``, ``--set NAME=VALUE`` and, with ``validation``, ``--validation``.
+
+    ``parser``: a parser with the script's own flags already added (this adds the common ones).
+    ``--results-dir`` defaults to None here; :func:`parse` and :class:`Run` resolve it.
+    """
+    parser = parser or argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small subset, few epochs (CI)")
+    parser.add_argument("--out", default=None, help="folder for log, metrics and figures")
+    parser.add_argument("--results-dir", default=None, help="where <name>.json goes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="override a config field"
+    )
+    if validation:
+        parser.add_argument(
+            "--validation",
+            action="store_true",
+            help="model selection: train on train[:50000], report on the held-out train[50000:]",
+        )
+    return parser.parse_args(None if argv is None else list(argv))
+
+
+def parse(
+    script: str,
+    description: str | None,
+    argv: Sequence[str] | None,
+    *,
+    config: Any,
+    quick: Any = None,
+    validation: bool = False,
+    parser: argparse.ArgumentParser | None = None,
+) -> tuple[argparse.Namespace, Any]:
+    """The opening of every ``main(argv)``: the flags, and the config they select.
+
+    Args:
+      script: the script's ``__file__``; its folder holds ``results/``, ``figures/``, ``runs/``.
+      description: the script's ``__doc__`` (its first line is the ``--help`` description).
+      argv: the arguments (None: ``sys.argv[1:]``).
+      config: the full run's config (a dataclass instance, the paper's settings).
+      quick: the ``--quick`` config (None: ``--quick`` keeps ``config``).
+      validation: offer ``--validation``.
+      parser: a parser with the script's own flags (see :func:`parse_args`).
+
+    Returns:
+      ``(args, config)``: ``config`` is ``quick`` under ``--quick``, else ``config``, with the
+      ``--set`` overrides applied. ``args.experiments_dir`` is the script's folder.
+    """
+    first_line = (description or "").strip().splitlines()[:1]
+    args = parse_args(
+        first_line[0] if first_line else "", argv, validation=validation, parser=parser
+    )
+    args.experiments_dir = str(pathlib.Path(script).resolve().parent)
+    if args.results_dir is None:
+        args.results_dir = str(pathlib.Path(args.experiments_dir) / "results")
+    base = quick if args.quick and quick is not None else config
+    return args, apply_overrides(base, args.set)
+
+
+class _OverrideError(Exception):
+    pass
+
+
+@functools.cache
+def _parser_type() -> type:
+    import simple_parsing
+
+    class Parser(simple_parsing.ArgumentParser):
+        def error(self, message: str):  # raise, so the caller can name the assignment
+            raise _OverrideError(message)
+
+    return Parser
+
+
+def _annotation(config_type: type, name: str) -> Any:
+    try:
+        return typing.get_type_hints(config_type)[name]
+    except Exception:  # unresolvable annotation: parse by the current value's type
+        return None
+
+
+def _is_optional(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation) and (
+        typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    )
+
+
+def _is_sequence(annotation: Any) -> bool:
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) in (tuple, list):
+            return True
+    return False
+
+
+def apply_overrides(config: Any, assignments: Sequence[str]) -> Any:
+    """``config`` with ``NAME=VALUE`` assignments applied, each parsed by the field's type.
+
+    Parsing is simple_parsing's, from the dataclass's annotations; tuple fields take
+    comma-separated values (``sizes=784,500,30``, ``models=vae,iwae``) and ``none`` sets an
+    optional field to None. A bad assignment exits with a message that names it.
+    """
+    import simple_parsing
+
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep or name not in fields:
+            raise SystemExit(
+                f"--set {assignment!r}: expected NAME=VALUE with NAME in {sorted(fields)}"
+            )
+        annotation = _annotation(type(config), name)
+        if text.strip().lower() == "none" and (
+            _is_optional(annotation) or getattr(config, name) is None
+        ):
+            config = dataclasses.replace(config, **{name: None})
+            continue
+        if _is_sequence(annotation) and not text.strip():  # models= : an empty tuple
+            config = dataclasses.replace(config, **{name: ()})
+            continue
+        values = [v.strip() for v in text.split(",")] if _is_sequence(annotation) else [text]
+        parser = _parser_type()(
+            add_option_string_dash_variants=simple_parsing.DashVariant.UNDERSCORE,
+            add_config_path_arg=False,
+            add_help=False,
+        )
+        parser.add_arguments(type(config), dest="config", default=config)
+        try:
+            config = parser.parse_args([f"--{name}", *values]).config
+        except _OverrideError as error:
+            raise SystemExit(f"--set {assignment!r}: {error}") from None
+    return config
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistSplits:
+    """MNIST arrays for one run: training images and labels, and the split it reports on."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_eval: np.ndarray
+    y_eval: np.ndarray
+    name: str  # "test" or "validation"
+
+
+def load_mnist_splits(
+    validation: bool, train_examples: int | None = None, eval_examples: int | None = None
+) -> MnistSplits:
+    """MNIST: train on the 60k training set and report on test, or (``validation``) train on
+    ``train[:50000]`` and report on the 10k held out of the training set — test is never used
+    for model selection."""
+    from jaxae import data
+
+    train_split, eval_split = (
+        ("train[:50000]", "train[50000:]") if validation else ("train", "test")
+    )
+    train = data.load("mnist", train_split)
+    evaluation = data.load("mnist", eval_split)
+    return MnistSplits(
+        train.flat[:train_examples],
+        train.labels[:train_examples],
+        evaluation.flat[:eval_examples],
+        evaluation.labels[:eval_examples],
+        "validation" if validation else "test",
+    )
+
+
+# --------------------------------------------------------------------------- the run record
+
+
+class Run:
+    """One run of an experiment: times it, logs to ``<out>/log.txt``, collects result rows.
+
+    Full runs put their figures in ``experiments/figures/<name>/`` (committed, linked from
+    RESULTS.md); quick runs use ``experiments/runs/<name>/quick/`` unless ``--out`` says otherwise.
+    """
+
+    def __init__(self, name: str, args: argparse.Namespace, config: Any):
+        self.name = name
+        self.mode = "quick" if args.quick else "full"
+        self.seed = args.seed
+        self.progress = not getattr(args, "no_progress", False)
+        root = pathlib.Path(getattr(args, "experiments_dir", None) or "experiments")
+        self.results_dir = pathlib.Path(args.results_dir or root / "results")
+        default_out = (
+            root
+            / ("figures" if self.mode == "full" else "runs/" + name)
+            / (name if self.mode == "full" else "quick")
+        )
+        self.out = pathlib.Path(args.out) if args.out else default_out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.rows: list[dict[str, Any]] = []
+        self.metrics: dict[str, Any] = {}
+        self.start = time.perf_counter()
+        self.log = logging.getLogger(f"jaxae.experiments.{name}")
+        self.log.setLevel(logging.INFO)
+        self.log.handlers.clear()
+        self.log.propagate = False
+        self._log_buffer = io.StringIO()
+        for stream in (None, self._log_buffer):
+            handler = logging.StreamHandler(stream)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+            self.log.addHandler(handler)
+        self.log.info("%s (%s mode), config: %s", name, self.mode, dataclasses.asdict(config))
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def record(
+        self,
+        model: str,
+        metric: str,
+        value: float,
+        *,
+        split: str = "test",
+        paper_value: float | None = None,
+        paper_source: str = "",
+    ) -> None:
+        """Adds a result row (written by :meth:`finish`) and logs it beside the paper's number."""
+        self.metrics[f"{model}/{metric}/{split}"] = float(value)
+        paper = "" if paper_value is None else f" (paper: {paper_value:g}, {paper_source})"
+        self.log.info("%-28s %-34s %-6s %.4f%s", model, metric, split, value, paper)
+        self.rows.append(
+            dict(
+                model=model,
+                metric=metric,
+                split=split,
+                value=value,
+                paper_value=paper_value,
+                paper_source=paper_source,
+            )
+        )
+
+    def save_figure(self, fig, filename: str) -> pathlib.Path:
+        """Saves a matplotlib figure as PNG atomically and closes it."""
+        plt = pyplot()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        path = self.out / filename
+        atomic_write_bytes(path, buffer.getvalue())
+        self.log.info("figure: %s", path)
+        return path
+
+    def finish(self) -> pathlib.Path:
+        """Writes the result rows, ``metrics.json`` and ``log.txt``; returns the results file."""
+        wall = self.elapsed
+        hardware = results.hardware_description()
+        rows = [
+            results.make_row(
+                experiment=self.name,
+                mode=self.mode,
+                seed=self.seed,
+                wall_time_s=wall,
+                hardware=hardware,
+                **row,
+            )
+            for row in self.rows
+        ]
+        path = results.write_results(self.name, rows, self.results_dir)
+        self.log.info("wall time %.1f s; results: %s", wall, path)
+        summary = {"experiment": self.name, "mode": self.mode, "wall_time_s": wall}
+        summary["config"] = dataclasses.asdict(self.config)
+        summary["metrics"] = self.metrics
+        atomic_write_text(self.out / "metrics.json", json.dumps(summary, indent=1) + "\n")
+        atomic_write_text(self.out / "log.txt", self._log_buffer.getvalue())
+        return path
+
+
+# --------------------------------------------------------------------------- figures
+
+
+@functools.cache
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (PNG files, no display), set once here."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def tile_images(images: np.ndarray, rows: int, cols: int, side: int = 28) -> np.ndarray:
+    """``rows * cols`` flat ``side x side`` images as one ``[rows * side, cols * side]`` image."""
+    images = np.asarray(images).reshape(rows, cols, side, side)
+    return images.transpose(0, 2, 1, 3).reshape(rows * side, cols * side)
+
+
+def image_rows_figure(
+    rows: dict[str, Any],
+    *,
+    clip: bool = True,
+    side: int = 28,
+    figsize: tuple[float, float] | None = None,
+    fontsize: float = 8,
+):
+    """A figure with one row per entry (e.g. digits, corrupted, reconstructed), one column per
+    example, each flat image shown as ``side x side`` grey levels, the entry's name on the left.
+    """
+    plt = pyplot()
+    n = len(next(iter(rows.values())))
+    figsize = figsize or (n * 0.9, len(rows) * 1.0)
+    fig, axes = plt.subplots(len(rows), n, figsize=figsize, squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n):
+            image = np.asarray(images[c]).reshape(side, side)
+            axes[r, c].imshow(np.clip(image, 0, 1) if clip else image, cmap="gray")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=fontsize)
+    return fig
+
+
+def _filter_tiles(weights: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` columns of ``[784, n_hidden]`` weights as one image of 28×28 tiles, each
+    tile scaled to its own [min, max]."""
+    columns = np.asarray(weights)[:, :n].T.reshape(-1, 28, 28)
+    low = columns.min(axis=(1, 2), keepdims=True)
+    high = columns.max(axis=(1, 2), keepdims=True)
+    columns = (columns - low) / np.maximum(high - low, 1e-8)
+    side = int(np.ceil(np.sqrt(len(columns))))
+    grid = np.ones((side * 29 + 1, side * 29 + 1))
+    for i, tile in enumerate(columns):
+        r, c = divmod(i, side)
+        grid[1 + 29 * r : 29 * (r + 1), 1 + 29 * c : 29 * (c + 1)] = tile
+    return grid
+
+
+def filters_figure(panels: dict[str, np.ndarray], n: int = 100):
+    """First-layer filters (``[784, n_hidden]`` each) as grids of 28×28 tiles, side by side."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.9), squeeze=False)
+    for ax, (title, weights) in zip(axes[0], panels.items(), strict=True):
+        ax.imshow(_filter_tiles(weights, n), cmap="gray")
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    return fig
+
+
+# --------------------------------------------------------------------------- shared pipelines
+
+
+def pretrain_and_finetune(
+    run: Run,
+    label: str,
+    data: MnistSplits,
+    sizes: Sequence[int],
+    configs: Any,
+    *,
+    key: Any,
+    finetune_epochs: int,
+    finetune_lr: float,
+    finetune_batch_size: int,
+    progress: bool,
+    paper_value: float | None,
+    paper_source: str,
+) -> list:
+    """Greedy layer-wise pretraining, a softmax on top, supervised fine-tuning (Adam, cosine-
+    decayed rate); records the classification error in % and returns the pretrained layers.
+
+    The pipeline of the regularized-autoencoder reproductions (rifai2011, vincent2010,
+    makhzani2013), wired to their MNIST splits and result rows.
+    """
+    import jax
+    import optax
+
+    import jaxae
+
+    pretrain_key, finetune_key = jax.random.split(key)
+    layers = jaxae.greedy_layerwise_pretrain(
+        data.x_train, sizes, configs, key=pretrain_key, progress=progress
+    )
+    model, params = jaxae.stack_encoders(layers, n_classes=10)
+    steps = finetune_epochs * (len(data.x_train) // finetune_batch_size)
+    tuned, _ = jaxae.finetune_classifier(
+        model,
+        params,
+        data.x_train,
+        data.y_train,
+        key=finetune_key,
+        epochs=finetune_epochs,
+        batch_size=finetune_batch_size,
+        optimizer=optax.adam(optax.cosine_decay_schedule(finetune_lr, steps)),
+        progress=progress,
+    )
+    error = jaxae.classification_error(model, tuned, data.x_eval, data.y_eval)
+    run.record(
+        label,
+        "classification error (%)",
+        100 * error,
+        split=data.name,
+        paper_value=paper_value,
+        paper_source=paper_source,
+    )
+    return layers

@@ -1,0 +1,107 @@
+"""jaxae.experiment: --set overrides parsed by each config field's type (simple_parsing),
+the opening of every main(argv), and the run record."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from jaxae import experiment, results
+from jaxae.experiment import apply_overrides
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    epochs: int = 10
+    lr: float = 1e-3
+    tied: bool = False
+    models: tuple[str, ...] = ("ae", "cae")
+    name: str = "a,b"
+    sizes: tuple[int, ...] = (784, 1000)
+    address_sizes: tuple[int, ...] | None = None
+    limit: int | None = None
+    noise: float | None = None
+
+
+def test_overrides_parse_by_field_type():
+    config = apply_overrides(
+        _Config(),
+        [
+            "epochs=3",
+            "lr=0.5",
+            "tied=true",
+            "models=cae,dae",
+            "sizes=784,500,30",
+            "name=x,y",
+            "limit=100",
+        ],
+    )
+    assert config == _Config(
+        epochs=3,
+        lr=0.5,
+        tied=True,
+        models=("cae", "dae"),
+        sizes=(784, 500, 30),
+        limit=100,
+        name="x,y",
+    )
+
+
+def test_optional_fields_take_values_of_their_annotated_type_and_none():
+    config = apply_overrides(_Config(), ["address_sizes=2000,500,20", "noise=4", "limit=none"])
+    assert config.address_sizes == (2000, 500, 20)
+    assert config.noise == 4.0 and isinstance(config.noise, float)
+    assert config.limit is None
+    assert apply_overrides(config, ["address_sizes=None"]).address_sizes is None
+    assert apply_overrides(config, ["models="]).models == ()
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("nope=1", "expected NAME=VALUE"),
+        ("epochs", "expected NAME=VALUE"),
+        ("tied=maybe", r"--set 'tied=maybe'.*Boolean value expected"),
+        ("epochs=2.5", r"--set 'epochs=2.5'.*invalid int value"),
+        ("sizes=784,x", r"--set 'sizes=784,x'.*invalid int value"),
+    ],
+)
+def test_bad_overrides_name_the_assignment(assignment, message):
+    with pytest.raises(SystemExit, match=message):
+        apply_overrides(_Config(), [assignment])
+
+
+QUICK = _Config(epochs=1)
+
+
+def test_parse_picks_the_quick_config_then_applies_overrides(tmp_path):
+    script = str(tmp_path / "paper.py")
+    args, config = experiment.parse(
+        script, "Paper (2006).\n\nMore.", ["--quick", "--set", "lr=0.1"], config=_Config(),
+        quick=QUICK,
+    )  # fmt: skip
+    assert config == _Config(epochs=1, lr=0.1)
+    assert args.results_dir == str(tmp_path / "results") and not hasattr(args, "validation")
+    args, config = experiment.parse(
+        script, None, ["--validation"], config=_Config(), validation=True
+    )
+    assert args.validation and config == _Config()
+
+
+def test_run_writes_rows_metrics_and_log(tmp_path):
+    args, config = experiment.parse(
+        str(tmp_path / "paper.py"), "Paper.", ["--quick", "--out", str(tmp_path / "out")],
+        config=_Config(), quick=QUICK,
+    )  # fmt: skip
+    run = experiment.Run("paper", args, config)
+    run.record("model", "error", 1.5, paper_value=1.0, paper_source="Paper 2006")
+    fig = experiment.image_rows_figure({"digits": np.zeros((3, 784))})
+    assert run.save_figure(fig, "digits.png").read_bytes()[:4] == b"\x89PNG"
+    path = run.finish()
+    assert path == tmp_path / "results" / "paper.json"
+    (row,) = results.read_results(path)
+    assert (row["model"], row["value"], row["paper_value"], row["mode"]) == (
+        "model", 1.5, 1.0, "quick"
+    )  # fmt: skip
+    assert run.metrics == {"model/error/test": 1.5}
+    assert (tmp_path / "out" / "metrics.json").exists() and (tmp_path / "out" / "log.txt").exists()
