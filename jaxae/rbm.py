@@ -45,7 +45,10 @@ types have ``params.log_var = None``. Standardise real-valued data with
   ===================  ==================  ============================================
 
 A Gaussian-visible/Gaussian-hidden RBM is normalisable only when the largest singular value of
-``W`` is below 1. Every function is pure: ``params`` first, then data, then ``key``; ``spec`` and
+``W`` is below 1 (of ``W / σ`` row-wise for learned variances); a rectified hidden unit grows
+like a linear one (``-F ≈ ½x²`` for large ``x``), so Gaussian-visible/nrelu RBMs need small
+weights too: train them with small learning rates (1e-3 on standardised data, the variances
+slower still). Every function is pure: ``params`` first, then data, then ``key``; ``spec`` and
 chain lengths are keyword-only and static under ``jit``::
 
     grad_fn = jax.jit(functools.partial(cd_gradients, spec=spec, k=1))
@@ -581,7 +584,10 @@ def init_rbm(
       visible_data: optional ``[batch, n_visible]`` training data for the visible biases (and,
         for ``"gaussian_learned_var"``, ``log_var = log max(var, min_std²)`` of the data;
         without data ``log_var = 0``, i.e. unit variance for standardised data).
-      min_std: floor on the initial standard deviations of learned-variance units (> 0).
+      min_std: floor on the initial standard deviations of learned-variance units (> 0). For
+        standardised data prefer no ``visible_data`` (``log_var = 0``): constant features
+        would start at ``σ = min_std`` and scale their hidden input by ``1/σ²``, which makes
+        CD unstable at ordinary learning rates.
 
     Returns:
       ``RBMParams`` with ``w: [n_visible, n_hidden]``, ``b_visible: [n_visible]``,
