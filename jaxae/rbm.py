@@ -192,7 +192,7 @@ class GibbsSample(NamedTuple):
       v: ``[..., n_visible]`` final visible state ``v_k``.
       h: ``[..., n_hidden]`` hidden state sampled from ``p(h | v_k)``: ``(v, h)`` is a joint sample.
       v_mean: ``[..., n_visible]`` ``E[v | h_{k-1}]``, the mean ``v_k`` was drawn from.
-      h_mean: ``[..., n_hidden]`` ``E[h | v_k]``.
+      h_mean: ``[..., n_hidden]`` ``E[h | v_k]`` (``max(0, x)`` for nrelu units).
     """
 
     v: Array
@@ -725,9 +725,13 @@ def free_energy(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
 
 
 def hidden_mean(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
-    """``E[h | v]``: ``sigmoid(vW + c)`` for Bernoulli hidden units, ``vW + c`` for linear ones.
+    """``E[h | v]``: ``sigmoid(x)`` (Bernoulli), ``x`` (linear) or ``max(0, x)`` (nrelu).
 
-    ``c = b_hidden``, or ``D · b_hidden`` for replicated softmax (``D = Σ_i v_i``).
+    ``x = vW + c`` (``(v / σ²) W + c`` for learned-variance visible units), ``c = b_hidden``,
+    or ``D · b_hidden`` for replicated softmax (``D = Σ_i v_i``). For nrelu units this is the
+    deterministic pass ``max(0, x)`` that a ReLU encoder computes and greedy stacking feeds to
+    the next layer, not the step-sigmoid mean ``Σ_i sigmoid(x - i + ½) ≈ softplus(x)`` that
+    the CD gradients use (module docstring).
 
     Args:
       params: the RBM's parameters.
@@ -747,7 +751,8 @@ def hidden_mean(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
 
 
 def sample_hidden(params: RBMParams, v: ArrayLike, key: PRNGKey, *, spec: RBMSpec) -> Array:
-    """Draws ``h ~ p(h | v)``: binary states, or ``E[h | v] + N(0, 1)`` for linear units.
+    """Draws ``h ~ p(h | v)``: binary states, ``x + N(0, 1)`` for linear units, or
+    ``max(0, x + N(0, sigmoid(x)))`` for nrelu units (Nair & Hinton 2010).
 
     Args:
       params: the RBM's parameters.
