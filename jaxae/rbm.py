@@ -11,13 +11,44 @@ the energy is ``E(v, h) = E_v(v) + E_h(h) - vᵀ W h`` with
   ===================  ==================  ============================================
   visible "bernoulli"  ``-b_v · v``        ``{0, 1}`` (data may be probabilities)
   visible "gaussian"   ``½‖v - b_v‖²``     real, unit variance (standardise the data)
+  visible              ``Σ_i (v_i - b_i)²   real, learned variance ``σ_i² = exp(z_i)``:
+  "gaussian_learned_var"  / (2σ_i²)``       interaction ``-(v/σ²)ᵀ W h`` (Cho et al. 2011)
   visible "softmax"    ``-b_v · v``        word counts; ``D`` draws from one softmax
   hidden "bernoulli"   ``-c · h``          ``{0, 1}``
   hidden "gaussian"    ``½‖h - c‖²``       real: linear units plus ``N(0, 1)`` noise
+  hidden "nrelu"       step-sigmoid unit   ``h ≥ 0``: sampled ``max(0, x + N(0, sigmoid(x)))``
+  ===================  ==================  ============================================
+
+Noisy rectified linear ("nrelu") hidden units (Nair & Hinton 2010) stand for infinitely many
+copies of a binary unit sharing weights, with biases ``c - i + ½`` (``i = 1, 2, ...``). Which
+form is used where:
+
+  * sampling (Gibbs chains, CD/PCD reconstructions): the paper's ``max(0, x + N(0, sigmoid(x)))``
+    (``sigmoid(x)`` is the noise *variance*);
+  * free energy, and so every CD/PCD gradient (``∇F``): the exact step-sigmoid term
+    ``-Σ_{i≥1} softplus(x - i + ½)``, whose derivative ``Σ_i sigmoid(x - i + ½) ≈ softplus(x)``
+    is the expected hidden activity in both phases (no closed form: computed as an exact sum of
+    the linear part plus the 49 copies nearest the threshold, error below ``1e-9``);
+  * the deterministic up-pass (``hidden_mean``, ``reconstruction_error``, the data fed to the
+    next layer, the unrolled encoder): ``max(0, x)``, a plain ReLU layer;
+  * ``energy``: ``h`` is the number of active copies (a non-negative integer), with
+    ``E_h(h) = -c h + ½h² + log Π_{k≤h}(1 - e^{-k})`` (the copies' arrangements summed; Euler's
+    identity makes ``Σ_h e^{-E}`` the product over copies).
+
+Gaussian visible units with a learned per-unit variance use Cho, Ilin & Raiko's (2011)
+parametrisation: ``params.log_var`` holds ``z_i = log σ_i²`` (unconstrained, so a gradient step
+cannot make a variance negative), the hidden input is ``(v / σ²) W + c`` and ``p(v | h)`` is
+``N(W h + b_v, σ²)``: the decoder mean does not depend on ``σ``. They report that this form
+learns the variances more stably than the ``v / σ`` form of Hinton's guide (§13.2). Other unit
+types have ``params.log_var = None``. Standardise real-valued data with
+``fit_standardization`` / ``standardize`` / ``unstandardize``.
   ===================  ==================  ============================================
 
 A Gaussian-visible/Gaussian-hidden RBM is normalisable only when the largest singular value of
-``W`` is below 1. Every function is pure: ``params`` first, then data, then ``key``; ``spec`` and
+``W`` is below 1 (of ``W / σ`` row-wise for learned variances); a rectified hidden unit grows
+like a linear one (``-F ≈ ½x²`` for large ``x``), so Gaussian-visible/nrelu RBMs need small
+weights too: train them with small learning rates (1e-3 on standardised data, the variances
+slower still). Every function is pure: ``params`` first, then data, then ``key``; ``spec`` and
 chain lengths are keyword-only and static under ``jit``::
 
     grad_fn = jax.jit(functools.partial(cd_gradients, spec=spec, k=1))
@@ -37,6 +68,10 @@ References:
     Likelihood Gradient. ICML.
   Salakhutdinov, R. & Murray, I. (2008). On the Quantitative Analysis of Deep Belief Networks.
     ICML (annealed importance sampling from a base-rate RBM).
+  Nair, V. & Hinton, G. E. (2010). Rectified Linear Units Improve Restricted Boltzmann Machines.
+    ICML (§2: step-sigmoid units, ``Σ_i σ(x - i + ½) ≈ log(1 + e^x)``, NReLU sampling).
+  Cho, K., Ilin, A. & Raiko, T. (2011). Improved Learning of Gaussian-Bernoulli Restricted
+    Boltzmann Machines. ICANN (eq. 2-4: energy and conditionals with log-variances z_i).
 """
 
 from __future__ import annotations
@@ -72,10 +107,23 @@ __all__ = [
     "exact_log_partition",
     "ais_log_partition",
     "log_likelihood",
+    "visible_std",
+    "hidden_affine",
+    "Standardization",
+    "fit_standardization",
+    "standardize",
+    "unstandardize",
 ]
 
-VISIBLE_UNITS = ("bernoulli", "gaussian", "softmax")
-HIDDEN_UNITS = ("bernoulli", "gaussian")
+VISIBLE_UNITS = ("bernoulli", "gaussian", "gaussian_learned_var", "softmax")
+HIDDEN_UNITS = ("bernoulli", "gaussian", "nrelu")
+_GAUSSIAN_VISIBLE = ("gaussian", "gaussian_learned_var")
+# Step-sigmoid units: copies farther than this from the threshold are summed in closed form.
+_SSU_WINDOW = 24
+# log Π_{k≤n}(1 - e^{-k}) is summed over k ≤ 40 (later factors differ from 1 by < 1e-17).
+_SSU_QPOCH_TERMS = 40
+# fit_standardization's default floor on a feature's standard deviation (data units).
+DEFAULT_MIN_STD = 1e-2
 MAX_ENUMERATED_UNITS = 20
 _LOG_2PI = math.log(2.0 * math.pi)
 # Enumerated states are processed in chunks of at most 2**22 (state, unit) entries.
@@ -91,10 +139,12 @@ class RBMSpec:
     Attributes:
       n_visible: number of visible units (vocabulary size for ``"softmax"``).
       n_hidden: number of hidden units.
-      visible: ``"bernoulli"``, ``"gaussian"`` (unit variance) or ``"softmax"`` (replicated
-        softmax over word counts, Salakhutdinov & Hinton 2009).
-      hidden: ``"bernoulli"`` or ``"gaussian"`` (linear units with unit-variance Gaussian noise,
-        the code layer of Hinton & Salakhutdinov 2006).
+      visible: ``"bernoulli"``, ``"gaussian"`` (unit variance), ``"gaussian_learned_var"``
+        (per-unit variance ``exp(params.log_var)``, Cho et al. 2011) or ``"softmax"``
+        (replicated softmax over word counts, Salakhutdinov & Hinton 2009).
+      hidden: ``"bernoulli"``, ``"gaussian"`` (linear units with unit-variance Gaussian noise,
+        the code layer of Hinton & Salakhutdinov 2006) or ``"nrelu"`` (noisy rectified linear
+        units, Nair & Hinton 2010; deterministic pass ``max(0, x)``).
     """
 
     n_visible: int
@@ -123,11 +173,16 @@ class RBMParams(NamedTuple):
       w: ``[n_visible, n_hidden]`` weights.
       b_visible: ``[n_visible]`` visible biases.
       b_hidden: ``[n_hidden]`` hidden biases.
+      log_var: ``[n_visible]`` log-variances ``z_i = log σ_i²`` of ``"gaussian_learned_var"``
+        visible units (Cho et al. 2011); ``None`` for every other visible type. (Optax masks
+        and labels built as ``RBMParams(w=..., b_visible=..., b_hidden=...)`` leave it None:
+        give it a value too for a learned-variance RBM.)
     """
 
     w: Array
     b_visible: Array
     b_hidden: Array
+    log_var: Array | None = None
 
 
 class GibbsSample(NamedTuple):
@@ -137,7 +192,7 @@ class GibbsSample(NamedTuple):
       v: ``[..., n_visible]`` final visible state ``v_k``.
       h: ``[..., n_hidden]`` hidden state sampled from ``p(h | v_k)``: ``(v, h)`` is a joint sample.
       v_mean: ``[..., n_visible]`` ``E[v | h_{k-1}]``, the mean ``v_k`` was drawn from.
-      h_mean: ``[..., n_hidden]`` ``E[h | v_k]``.
+      h_mean: ``[..., n_hidden]`` ``E[h | v_k]`` (``max(0, x)`` for nrelu units).
     """
 
     v: Array
@@ -179,12 +234,30 @@ def _check_params(params, spec: RBMSpec) -> None:
                 f"params.{field}: expected shape {shape} for n_visible={spec.n_visible}, "
                 f"n_hidden={spec.n_hidden}, got {tuple(x.shape)}"
             )
+    log_var = getattr(params, "log_var", None)
+    if spec.visible == "gaussian_learned_var":
+        if log_var is None:
+            raise ValueError(
+                "params.log_var: a 'gaussian_learned_var' visible layer needs per-unit "
+                f"log-variances of shape ({spec.n_visible},), got None (init_rbm makes them)"
+            )
+        check_array(log_var, "params.log_var", floating=True)
+        if tuple(log_var.shape) != (spec.n_visible,):
+            raise ValueError(
+                f"params.log_var: expected shape ({spec.n_visible},) for "
+                f"n_visible={spec.n_visible}, got {tuple(log_var.shape)}"
+            )
+    elif log_var is not None:
+        raise ValueError(
+            "params.log_var: only a 'gaussian_learned_var' visible layer has log-variances, "
+            f"this RBM's visible layer is {spec.visible!r}: expected None"
+        )
 
 
 def _check_visible(v, spec: RBMSpec, name: str) -> None:
     """Rank, size, NaN and the value range of the visible layer's unit type."""
     check_array(v, name, rank=(1, 2), last_dim=spec.n_visible)
-    if not _is_concrete(v) or spec.visible == "gaussian":
+    if not _is_concrete(v) or spec.visible in _GAUSSIAN_VISIBLE:
         return
     values = np.asarray(v)
     lo, hi = float(values.min()), float(values.max())
@@ -209,8 +282,17 @@ def _check_counts(values: np.ndarray, name: str, what: str) -> None:
         raise ValueError(f"{name}: expected non-negative integer {what}, got {bad:g}")
 
 
-def _check_hidden(h, spec: RBMSpec, name: str = "h") -> None:
+def _check_hidden(h, spec: RBMSpec, name: str = "h", counts: bool = False) -> None:
     check_array(h, name, rank=(1, 2), last_dim=spec.n_hidden)
+    if spec.hidden == "nrelu" and _is_concrete(h):
+        values = np.asarray(h)
+        if counts:
+            _check_counts(values, name, "counts of active copies for an nrelu hidden layer")
+        elif values.size and values.min() < 0:
+            raise ValueError(
+                f"{name}: expected non-negative values for an nrelu hidden layer, got a "
+                f"minimum of {values.min():g}"
+            )
     if spec.hidden == "bernoulli" and _is_concrete(h):
         values = np.asarray(h)
         lo, hi = float(values.min()), float(values.max())
@@ -289,9 +371,16 @@ def _doc_lengths(v: Array, spec: RBMSpec) -> Array | None:
     return jnp.sum(v, axis=-1) if spec.visible == "softmax" else None
 
 
+def _scaled_visible(params: RBMParams, v: Array, spec: RBMSpec) -> Array:
+    """``v / σ²`` for learned-variance Gaussian units (Cho et al. 2011), else ``v``."""
+    if spec.visible == "gaussian_learned_var":
+        return v * _bias(jnp.exp(-params.log_var), v.shape[:-1])
+    return v
+
+
 def _hidden_input(params: RBMParams, v: Array, spec: RBMSpec) -> Array:
     c = _effective_hidden_bias(params.b_hidden, spec, _doc_lengths(v, spec), v.shape[:-1])
-    return v @ params.w + c
+    return _scaled_visible(params, v, spec) @ params.w + c
 
 
 def _visible_input(params: RBMParams, h: Array) -> Array:
@@ -299,42 +388,84 @@ def _visible_input(params: RBMParams, h: Array) -> Array:
 
 
 def _hidden_mean_from_input(x: Array, spec: RBMSpec) -> Array:
+    if spec.hidden == "nrelu":
+        return jax.nn.relu(x)  # the deterministic pass of a rectified unit (module docstring)
     return jax.nn.sigmoid(x) if spec.hidden == "bernoulli" else x
+
+
+def _ssu_log_sum(x: Array) -> Array:
+    """``Σ_{i≥1} softplus(x - i + ½)`` elementwise: the step-sigmoid unit's ``-F`` term.
+
+    Copies ``i < i0`` (``x - i + ½ > 24``) contribute ``softplus(u) = u`` to float precision
+    and are summed in closed form; the ``2·24 + 1`` copies from ``i0`` on are summed exactly;
+    the rest contribute ``< e^{-23}`` in all.
+    """
+    i0 = jnp.maximum(1.0, jnp.floor(x + 0.5) - _SSU_WINDOW)
+    below = i0 - 1.0  # copies summed in closed form: Σ_{i<i0} (x + ½ - i)
+    linear = below * (x + 0.5) - 0.5 * below * i0
+    offsets = jnp.arange(2 * _SSU_WINDOW + 1, dtype=x.dtype)
+    u = jnp.expand_dims(x + 0.5 - i0, -1) - _bias(offsets, x.shape)
+    return linear + jnp.sum(jax.nn.softplus(u), axis=-1)
+
+
+def _log_qpochhammer(n: Array) -> Array:
+    """``log Π_{k=1}^{n} (1 - e^{-k})`` for non-negative integer-valued ``n`` (elementwise)."""
+    k = jnp.arange(1, _SSU_QPOCH_TERMS + 1, dtype=n.dtype)
+    terms = jnp.log1p(-jnp.exp(-k))
+    active = jnp.expand_dims(n, -1) >= _bias(k, n.shape)
+    return jnp.sum(jnp.where(active, _bias(terms, n.shape), 0.0), axis=-1)
 
 
 def _sample_hidden_from_input(x: Array, key: PRNGKey, spec: RBMSpec) -> Array:
     if spec.hidden == "bernoulli":
         return jax.random.bernoulli(key, jax.nn.sigmoid(x)).astype(x.dtype)
+    noise = jax.random.normal(key, x.shape, x.dtype)
+    if spec.hidden == "nrelu":
+        # Nair & Hinton (2010): max(0, x + N(0, sigmoid(x))), sigmoid(x) the noise variance.
+        return jax.nn.relu(x + jnp.sqrt(jax.nn.sigmoid(x)) * noise)
     # Hinton & Salakhutdinov (2006): linear code units, state = mean + N(0, 1) noise.
-    return x + jax.random.normal(key, x.shape, x.dtype)
+    return x + noise
 
 
 def _visible_mean_from_input(y: Array, spec: RBMSpec, d: Array | None) -> Array:
     if spec.visible == "bernoulli":
         return jax.nn.sigmoid(y)
-    if spec.visible == "gaussian":
-        return y
+    if spec.visible in _GAUSSIAN_VISIBLE:
+        return y  # Cho et al. (2011): the mean W h + b_v does not involve σ
     return jnp.expand_dims(d, -1) * jax.nn.softmax(y, axis=-1)
 
 
-def _sample_visible_from_input(y: Array, key: PRNGKey, spec: RBMSpec, d: Array | None) -> Array:
+def _sample_visible_from_input(
+    y: Array, key: PRNGKey, spec: RBMSpec, d: Array | None, log_var: Array | None = None
+) -> Array:
     if spec.visible == "bernoulli":
         return jax.random.bernoulli(key, jax.nn.sigmoid(y)).astype(y.dtype)
     if spec.visible == "gaussian":
         return y + jax.random.normal(key, y.shape, y.dtype)
+    if spec.visible == "gaussian_learned_var":
+        std = _bias(jnp.exp(0.5 * log_var), y.shape[:-1])
+        return y + std * jax.random.normal(key, y.shape, y.dtype)
     # D draws from softmax(y): counts sum to D exactly (a scan of binomials over the vocabulary).
     return jax.random.multinomial(key, d, jax.nn.softmax(y, axis=-1), dtype=y.dtype)
 
 
-def _visible_energy(v: Array, b_visible: Array, spec: RBMSpec) -> Array:
+def _visible_energy(
+    v: Array, b_visible: Array, spec: RBMSpec, log_var: Array | None = None
+) -> Array:
     if spec.visible == "gaussian":
         return 0.5 * jnp.sum(jnp.square(v - _bias(b_visible, v.shape[:-1])), axis=-1)
+    if spec.visible == "gaussian_learned_var":
+        inv_var = _bias(jnp.exp(-log_var), v.shape[:-1])
+        return 0.5 * jnp.sum(jnp.square(v - _bias(b_visible, v.shape[:-1])) * inv_var, axis=-1)
     return -(v @ b_visible)
 
 
 def _hidden_energy(h: Array, c: Array, spec: RBMSpec) -> Array:
     if spec.hidden == "gaussian":
         return 0.5 * jnp.sum(jnp.square(h - c), axis=-1)
+    if spec.hidden == "nrelu":
+        # h active copies of a step-sigmoid unit, their arrangements summed (module docstring).
+        return jnp.sum(-c * h + 0.5 * jnp.square(h) + _log_qpochhammer(h), axis=-1)
     return -jnp.sum(c * h, axis=-1)
 
 
@@ -343,31 +474,46 @@ def _hidden_log_sum(x: Array, c: Array, spec: RBMSpec) -> Array:
     if spec.hidden == "bernoulli":
         # log(1 + e^x) as softplus: no overflow for large x.
         return jnp.sum(jax.nn.softplus(x), axis=-1)
+    if spec.hidden == "nrelu":
+        return jnp.sum(_ssu_log_sum(x), axis=-1)
     # ∫ exp(-½(h - c)² + (x - c) h) dh = √(2π) exp(½x² - ½c²).
     return jnp.sum(0.5 * jnp.square(x) - 0.5 * jnp.square(c) + 0.5 * _LOG_2PI, axis=-1)
 
 
-def _visible_log_sum(y: Array, b_visible: Array, spec: RBMSpec, d: Array | None) -> Array:
-    """``log Σ_v exp(-E_v(v) + v·(y - b_v))`` summed over visible units (y = W h + b_v)."""
+def _visible_log_sum(
+    y: Array, b_visible: Array, spec: RBMSpec, d: Array | None, log_var: Array | None = None
+) -> Array:
+    """``log Σ_v exp(-E_v(v) + v·(y - b_v))`` summed over visible units (y = W h + b_v).
+
+    Learned variance: ``log ∫ exp(-(v - b)²/2σ² + v (y - b)/σ²) dv = (y² - b²)/2σ² + ½ log 2πσ²``.
+    """
     if spec.visible == "bernoulli":
         return jnp.sum(jax.nn.softplus(y), axis=-1)
     if spec.visible == "gaussian":
         b = _bias(b_visible, y.shape[:-1])
         return jnp.sum(0.5 * jnp.square(y) - 0.5 * jnp.square(b) + 0.5 * _LOG_2PI, axis=-1)
+    if spec.visible == "gaussian_learned_var":
+        b = _bias(b_visible, y.shape[:-1])
+        z = _bias(log_var, y.shape[:-1])
+        return jnp.sum(
+            0.5 * (jnp.square(y) - jnp.square(b)) * jnp.exp(-z) + 0.5 * (_LOG_2PI + z), axis=-1
+        )
     # D ordered words, each from one shared softmax: (Σ_k e^{y_k})^D.
     return d * jax.nn.logsumexp(y, axis=-1)
 
 
 def _energy(params: RBMParams, v: Array, h: Array, spec: RBMSpec) -> Array:
     c = _effective_hidden_bias(params.b_hidden, spec, _doc_lengths(v, spec), v.shape[:-1])
-    interaction = jnp.sum((v @ params.w) * h, axis=-1)
-    return _visible_energy(v, params.b_visible, spec) + _hidden_energy(h, c, spec) - interaction
+    interaction = jnp.sum((_scaled_visible(params, v, spec) @ params.w) * h, axis=-1)
+    e_v = _visible_energy(v, params.b_visible, spec, params.log_var)
+    return e_v + _hidden_energy(h, c, spec) - interaction
 
 
 def _free_energy(params: RBMParams, v: Array, spec: RBMSpec) -> Array:
     c = _effective_hidden_bias(params.b_hidden, spec, _doc_lengths(v, spec), v.shape[:-1])
-    x = v @ params.w + c
-    return _visible_energy(v, params.b_visible, spec) - _hidden_log_sum(x, c, spec)
+    x = _scaled_visible(params, v, spec) @ params.w + c
+    e_v = _visible_energy(v, params.b_visible, spec, params.log_var)
+    return e_v - _hidden_log_sum(x, c, spec)
 
 
 def _gibbs_step(params, v, key, spec, d, use_means):
@@ -376,7 +522,7 @@ def _gibbs_step(params, v, key, spec, d, use_means):
     h = _sample_hidden_from_input(_hidden_input(params, v, spec), key_h, spec)
     y = _visible_input(params, h)
     v_mean = _visible_mean_from_input(y, spec, d)
-    v_next = v_mean if use_means else _sample_visible_from_input(y, key_v, spec, d)
+    v_next = v_mean if use_means else _sample_visible_from_input(y, key_v, spec, d, params.log_var)
     return v_next, v_mean
 
 
@@ -421,6 +567,7 @@ def init_rbm(
     *,
     scale: float = 0.01,
     visible_data: ArrayLike | None = None,
+    min_std: float = DEFAULT_MIN_STD,
 ) -> RBMParams:
     """Small random weights and base-rate visible biases.
 
@@ -434,7 +581,13 @@ def init_rbm(
       key: PRNG key for the weights.
       spec: the RBM's sizes and unit types.
       scale: standard deviation of the initial weights (≥ 0).
-      visible_data: optional ``[batch, n_visible]`` training data for the visible biases.
+      visible_data: optional ``[batch, n_visible]`` training data for the visible biases (and,
+        for ``"gaussian_learned_var"``, ``log_var = log max(var, min_std²)`` of the data;
+        without data ``log_var = 0``, i.e. unit variance for standardised data).
+      min_std: floor on the initial standard deviations of learned-variance units (> 0). For
+        standardised data prefer no ``visible_data`` (``log_var = 0``): constant features
+        would start at ``σ = min_std`` and scale their hidden input by ``1/σ²``, which makes
+        CD unstable at ordinary learning rates.
 
     Returns:
       ``RBMParams`` with ``w: [n_visible, n_hidden]``, ``b_visible: [n_visible]``,
@@ -458,10 +611,68 @@ def init_rbm(
             b_visible = jnp.log(p) - jnp.log1p(-p)
         elif spec.visible == "gaussian":
             b_visible = jnp.mean(x, axis=0)
+        elif spec.visible == "gaussian_learned_var":
+            b_visible = jnp.mean(x, axis=0)
         else:
             counts = jnp.sum(x, axis=0)
             b_visible = jnp.log(jnp.clip(counts / jnp.maximum(jnp.sum(counts), 1.0), 1e-6))
-    return RBMParams(w, b_visible, jnp.zeros((spec.n_hidden,), w.dtype))
+    log_var = None
+    if spec.visible == "gaussian_learned_var":
+        if not (isinstance(min_std, (int, float)) and math.isfinite(min_std) and min_std > 0):
+            raise ValueError(f"min_std: expected a finite value > 0, got {min_std!r}")
+        log_var = jnp.zeros((spec.n_visible,), w.dtype)
+        if visible_data is not None:
+            var = jnp.maximum(jnp.var(x, axis=0), min_std**2)
+            log_var = jnp.log(var)
+    return RBMParams(w, b_visible, jnp.zeros((spec.n_hidden,), w.dtype), log_var)
+
+
+def visible_std(params: RBMParams, *, spec: RBMSpec) -> Array:
+    """Per-unit standard deviation of ``p(v | h)``: ``exp(log_var / 2)``, 1 for ``"gaussian"``.
+
+    Args:
+      params: the RBM's parameters.
+      spec: sizes and unit types (a Gaussian visible layer).
+
+    Returns:
+      ``[n_visible]`` standard deviations ``σ_i``.
+    """
+    _check_params(params, spec)
+    if spec.visible not in _GAUSSIAN_VISIBLE:
+        raise ValueError(
+            f"spec: visible_std needs a Gaussian visible layer, got {spec.visible!r} units"
+        )
+    if spec.visible == "gaussian":
+        return jnp.ones((spec.n_visible,), params.w.dtype)
+    return jnp.exp(0.5 * params.log_var)
+
+
+def hidden_affine(params: RBMParams, *, spec: RBMSpec) -> tuple[Array, Array]:
+    """``(w, b)`` with hidden input ``x = v @ w + b``: the encoder layer an unrolled RBM becomes.
+
+    ``w = W / σ²[:, None]`` for ``"gaussian_learned_var"`` visible units (the variance folded
+    into the rows), ``W`` otherwise; ``b = b_hidden``. Apply the hidden type's deterministic
+    nonlinearity after it: sigmoid (``"bernoulli"``), identity (``"gaussian"``), ReLU
+    (``"nrelu"``), which is what ``hidden_mean`` computes. The decoder is ``(W^T, b_visible)``
+    for every non-softmax type (the mean of ``p(v | h)`` does not involve ``σ``).
+
+    Args:
+      params: the RBM's parameters.
+      spec: sizes and unit types (not ``"softmax"``: its bias scales with the document length).
+
+    Returns:
+      ``(w: [n_visible, n_hidden], b: [n_hidden])``.
+    """
+    _check_params(params, spec)
+    if spec.visible == "softmax":
+        raise ValueError(
+            "spec: a softmax visible layer's hidden input v W + D b_hidden is not affine in a "
+            "fixed bias; fold the bias into the weights (w + b_hidden) instead"
+        )
+    w = params.w
+    if spec.visible == "gaussian_learned_var":
+        w = w * jnp.exp(-params.log_var)[:, None]
+    return w, params.b_hidden
 
 
 def energy(params: RBMParams, v: ArrayLike, h: ArrayLike, *, spec: RBMSpec) -> Array:
@@ -471,7 +682,8 @@ def energy(params: RBMParams, v: ArrayLike, h: ArrayLike, *, spec: RBMSpec) -> A
       params: the RBM's parameters.
       v: ``[batch, n_visible]`` (or ``[n_visible]``) visible states: in [0, 1] for Bernoulli,
         real for Gaussian, word counts for softmax.
-      h: ``[batch, n_hidden]`` hidden states, the same batch shape.
+      h: ``[batch, n_hidden]`` hidden states, the same batch shape (``"nrelu"``: non-negative
+        integer numbers of active step-sigmoid copies, see the module docstring).
       spec: sizes and unit types.
 
     Returns:
@@ -483,7 +695,7 @@ def energy(params: RBMParams, v: ArrayLike, h: ArrayLike, *, spec: RBMSpec) -> A
     """
     _check_params(params, spec)
     _check_visible(v, spec, "v")
-    _check_hidden(h, spec)
+    _check_hidden(h, spec, counts=True)
     _check_batch_shapes(v, h, "v", "h")
     return _energy(params, _as_float(v, params), _as_float(h, params), spec)
 
@@ -513,9 +725,13 @@ def free_energy(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
 
 
 def hidden_mean(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
-    """``E[h | v]``: ``sigmoid(vW + c)`` for Bernoulli hidden units, ``vW + c`` for linear ones.
+    """``E[h | v]``: ``sigmoid(x)`` (Bernoulli), ``x`` (linear) or ``max(0, x)`` (nrelu).
 
-    ``c = b_hidden``, or ``D · b_hidden`` for replicated softmax (``D = Σ_i v_i``).
+    ``x = vW + c`` (``(v / σ²) W + c`` for learned-variance visible units), ``c = b_hidden``,
+    or ``D · b_hidden`` for replicated softmax (``D = Σ_i v_i``). For nrelu units this is the
+    deterministic pass ``max(0, x)`` that a ReLU encoder computes and greedy stacking feeds to
+    the next layer, not the step-sigmoid mean ``Σ_i sigmoid(x - i + ½) ≈ softplus(x)`` that
+    the CD gradients use (module docstring).
 
     Args:
       params: the RBM's parameters.
@@ -535,7 +751,8 @@ def hidden_mean(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
 
 
 def sample_hidden(params: RBMParams, v: ArrayLike, key: PRNGKey, *, spec: RBMSpec) -> Array:
-    """Draws ``h ~ p(h | v)``: binary states, or ``E[h | v] + N(0, 1)`` for linear units.
+    """Draws ``h ~ p(h | v)``: binary states, ``x + N(0, 1)`` for linear units, or
+    ``max(0, x + N(0, sigmoid(x)))`` for nrelu units (Nair & Hinton 2010).
 
     Args:
       params: the RBM's parameters.
@@ -611,7 +828,7 @@ def sample_visible(
     _check_hidden(h, spec)
     h = _as_float(h, params)
     d = _visible_total_counts(total_counts, spec, h.shape[:-1], h.dtype)
-    return _sample_visible_from_input(_visible_input(params, h), key, spec, d)
+    return _sample_visible_from_input(_visible_input(params, h), key, spec, d, params.log_var)
 
 
 def gibbs_chain(
@@ -797,7 +1014,8 @@ def _exact_log_partition(params, total_counts, *, spec, side):
         d = jnp.broadcast_to(total_counts, batch) if spec.visible == "softmax" else None
         c = _effective_hidden_bias(params.b_hidden, spec, d, batch)
         y = _visible_input(params, h)
-        return _visible_log_sum(y, params.b_visible, spec, d) - _hidden_energy(h, c, spec)
+        log_sum = _visible_log_sum(y, params.b_visible, spec, d, params.log_var)
+        return log_sum - _hidden_energy(h, c, spec)
 
     return _logsumexp_over_binary_states(neg_hidden_free_energy, spec.n_hidden, width, dtype)
 
@@ -903,15 +1121,20 @@ def _default_betas(num_betas: int) -> np.ndarray:
     )
 
 
-def _base_log_partition(base_bias, spec: RBMSpec, d) -> Array:
-    """``log Z`` of the zero-weight, zero-hidden-bias base RBM."""
+def _base_log_partition(base_bias, spec: RBMSpec, d, log_var) -> Array:
+    """``log Z`` of the zero-weight, zero-hidden-bias base RBM (same visible variances)."""
     if spec.visible == "bernoulli":
         log_z = jnp.sum(jax.nn.softplus(base_bias))
     elif spec.visible == "gaussian":
         log_z = 0.5 * spec.n_visible * _LOG_2PI
+    elif spec.visible == "gaussian_learned_var":
+        log_z = jnp.sum(0.5 * (_LOG_2PI + log_var))
     else:
         log_z = d * jax.nn.logsumexp(base_bias)
-    per_hidden = math.log(2.0) if spec.hidden == "bernoulli" else 0.5 * _LOG_2PI
+    if spec.hidden == "nrelu":
+        per_hidden = _ssu_log_sum(jnp.zeros((), base_bias.dtype))
+    else:
+        per_hidden = math.log(2.0) if spec.hidden == "bernoulli" else 0.5 * _LOG_2PI
     return log_z + spec.n_hidden * per_hidden
 
 
@@ -921,7 +1144,8 @@ def _ais(params, key, betas, base_bias, total_counts, *, spec, num_chains):
     d = jnp.broadcast_to(total_counts, batch) if spec.visible == "softmax" else None
     c = _effective_hidden_bias(params.b_hidden, spec, d, batch)
     key_init, key_scan = jax.random.split(key)
-    v = _sample_visible_from_input(_bias(base_bias, batch), key_init, spec, d)
+    log_var = params.log_var
+    v = _sample_visible_from_input(_bias(base_bias, batch), key_init, spec, d, log_var)
 
     # The intermediate distribution at β is itself an RBM: (βW, (1-β) b_A + β b_v, β b_hidden).
     def visible_bias(beta):
@@ -929,24 +1153,24 @@ def _ais(params, key, betas, base_bias, total_counts, *, spec, num_chains):
 
     def neg_free_energy(v, vw, beta):
         return _hidden_log_sum(beta * (vw + c), beta * c, spec) - _visible_energy(
-            v, visible_bias(beta), spec
+            v, visible_bias(beta), spec, log_var
         )
 
     def anneal(carry, inputs):
         v, log_w = carry
         beta_prev, beta, step_key = inputs
-        vw = v @ params.w
+        vw = _scaled_visible(params, v, spec) @ params.w
         log_w = log_w + neg_free_energy(v, vw, beta) - neg_free_energy(v, vw, beta_prev)
         key_h, key_v = jax.random.split(step_key)
         h = _sample_hidden_from_input(beta * (vw + c), key_h, spec)
         y = beta * (h @ params.w.T) + _bias(visible_bias(beta), batch)
-        return (_sample_visible_from_input(y, key_v, spec, d), log_w), None
+        return (_sample_visible_from_input(y, key_v, spec, d, log_var), log_w), None
 
     keys = jax.random.split(key_scan, betas.shape[0] - 1)
     log_w0 = jnp.zeros(batch, params.w.dtype)
     (_, log_w), _ = lax.scan(anneal, (v, log_w0), (betas[:-1], betas[1:], keys))
 
-    log_z0 = _base_log_partition(base_bias, spec, total_counts)
+    log_z0 = _base_log_partition(base_bias, spec, total_counts, log_var)
     log_mean_w = jax.nn.logsumexp(log_w) - math.log(num_chains)
     log_z = log_z0 + log_mean_w
     # σ of the estimate of Z relative to Z: std(w) / (mean(w) √M), from normalised weights.
@@ -1075,3 +1299,102 @@ def log_likelihood(params: RBMParams, v: ArrayLike, log_z: ArrayLike, *, spec: R
             f"log_z: expected shape () or {tuple(v.shape[:-1])}, got {tuple(log_z.shape)}"
         )
     return -_free_energy(params, _as_float(v, params), spec) - log_z
+
+
+# ------------------------------------------------------------------------------------------------
+# Standardisation of real-valued data for Gaussian visible units.
+
+
+class Standardization(NamedTuple):
+    """Per-feature statistics of the training data (a PyTree).
+
+    Attributes:
+      mean: ``[n_features]`` training means.
+      std: ``[n_features]`` training standard deviations, floored at ``min_std``.
+    """
+
+    mean: Array
+    std: Array
+
+
+def fit_standardization(x: ArrayLike, *, min_std: float = DEFAULT_MIN_STD) -> Standardization:
+    """Per-feature mean and standard deviation of ``x`` (fit on the training split only).
+
+    Constant features (MNIST's border pixels) have ``std = 0``; their ``std`` is floored at
+    ``min_std`` (default ``1e-2``, in the data's units: 1 % of the range of data in [0, 1];
+    rescale 0-255 data first or pass a larger floor), so they standardise to 0 exactly and a
+    rare non-zero test value stays bounded by ``|x - mean| / min_std``. ``min_std=0`` turns the
+    floor off and raises on constant features instead.
+
+    Args:
+      x: ``[n_examples, n_features]`` finite training data (at least 2 examples).
+      min_std: floor on the standard deviation (≥ 0).
+
+    Returns:
+      ``Standardization(mean, std)``, both ``[n_features]``.
+
+    Raises:
+      ValueError: for NaN/inf data, a wrong rank, fewer than 2 examples, a negative or non-finite
+        ``min_std``, or (``min_std=0``) a zero-variance feature, named by index.
+    """
+    check_array(x, "x", rank=2)
+    if isinstance(min_std, bool) or not isinstance(min_std, (int, float, np.floating)):
+        raise TypeError(f"min_std: expected a float, got {type(min_std).__name__}")
+    if not (math.isfinite(min_std) and min_std >= 0):
+        raise ValueError(f"min_std: expected a finite value ≥ 0, got {min_std}")
+    if x.shape[0] < 2:
+        raise ValueError(f"x: expected at least 2 examples to fit a std, got shape {x.shape}")
+    values = np.asarray(x, np.float64)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    if min_std == 0 and np.any(std == 0):
+        constant = np.flatnonzero(std == 0)
+        raise ValueError(
+            f"x: {constant.size} features have zero variance (indices {constant[:10].tolist()}"
+            f"{' ...' if constant.size > 10 else ''}); pass min_std > 0 to floor their std "
+            "(they then standardise to 0)"
+        )
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
+    return Standardization(jnp.asarray(mean, dtype), jnp.asarray(np.maximum(std, min_std), dtype))
+
+
+def _check_standardization(x, stats, name: str) -> None:
+    if not isinstance(stats, Standardization):
+        raise TypeError(f"stats: expected a Standardization, got {type(stats).__name__}")
+    check_array(stats.mean, "stats.mean", rank=1)
+    check_array(stats.std, "stats.std", rank=1, last_dim=stats.mean.shape[0])
+    check_array(x, name, rank=(1, 2), last_dim=stats.mean.shape[0])
+    if _is_concrete(stats.std) and np.any(np.asarray(stats.std) <= 0):
+        raise ValueError(
+            f"stats.std: expected positive standard deviations, got a minimum of "
+            f"{float(np.min(stats.std)):g}"
+        )
+
+
+def standardize(x: ArrayLike, stats: Standardization) -> Array:
+    """``(x - mean) / std`` per feature.
+
+    Args:
+      x: ``[batch, n_features]`` (or ``[n_features]``) data.
+      stats: from ``fit_standardization`` on the training split.
+
+    Returns:
+      Standardised data of ``x``'s shape.
+    """
+    _check_standardization(x, stats, "x")
+    batch = tuple(x.shape[:-1])
+    return (jnp.asarray(x) - _bias(stats.mean, batch)) / _bias(stats.std, batch)
+
+
+def unstandardize(z: ArrayLike, stats: Standardization) -> Array:
+    """``z * std + mean`` per feature: the inverse of ``standardize`` (e.g. for reconstructions).
+
+    Args:
+      z: ``[batch, n_features]`` (or ``[n_features]``) standardised values.
+      stats: the ``Standardization`` they were made with.
+
+    Returns:
+      Data in the original units, of ``z``'s shape.
+    """
+    _check_standardization(z, stats, "z")
+    batch = tuple(z.shape[:-1])
+    return jnp.asarray(z) * _bias(stats.std, batch) + _bias(stats.mean, batch)

@@ -36,7 +36,7 @@ def random_params(seed: int, spec: RBMSpec, scale: float = 1.0, bias_scale: floa
 
 
 def np_params(params):
-    return [np.asarray(x, np.float64) for x in params]
+    return [np.asarray(x, np.float64) for x in params[:3]]
 
 
 def np_energy(params, v, h, visible="bernoulli", hidden="bernoulli"):
