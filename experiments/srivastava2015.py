@@ -1,0 +1,217 @@
+"""Srivastava, Mansimov & Salakhutdinov (2015), Unsupervised Learning of Video Representations
+using LSTMs: the LSTM autoencoder, future predictor and composite model on Moving MNIST.
+
+Trains each model on sequences drawn afresh every step from MNIST's first 50k training digits
+and reports, on fixed test sequences from the test digits, the Bernoulli cross-entropy per
+sequence of the future and of the reconstructed frames (summed over pixels and frames) and the
+squared error per frame, beside three untrained baselines (copy the last input frame, the mean
+of the input frames, one constant probability), each clipped to [eps, 1 - eps] with eps chosen
+on validation sequences from the held-out digits train[50000:].
+
+    python experiments/srivastava2015.py --quick     # CI: 24x24 frames, half-size digits
+    python experiments/srivastava2015.py --set features=2048 --set steps=20000   # paper size
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+
+import jaxae
+from experiments.runner import Run, apply_overrides, parse_args
+from jaxae.data import moving_mnist as mm
+from jaxae.models import frame_baselines as fb
+from jaxae.models.lstm import LSTMSequenceModel, future_targets, reconstruction_targets
+
+PAPER = "Srivastava et al. 2015, ICML, Table 1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Defaults: the paper's data (64x64, 2 digits, 10 + 10 frames); a CPU-sized model."""
+
+    frame_size: int = 64
+    digit_scale: int = 1  # 2: digits average-pooled to 14x14 (quick mode)
+    num_digits: int = 2
+    num_input: int = 10
+    num_future: int = 10
+    features: tuple[int, ...] = (256,)  # the paper: (2048,)
+    conditional_future: bool = False
+    batch_size: int = 16  # sequences per step
+    steps: int = 5000
+    lr: float = 1e-3
+    train_digits: int = 50_000
+    test_sequences: int = 10_000
+    validation_sequences: int = 1000
+
+
+QUICK = dataclasses.replace(
+    Config(),
+    frame_size=24,
+    digit_scale=2,
+    num_input=5,
+    num_future=5,
+    features=(96,),
+    batch_size=16,
+    steps=600,
+    lr=3e-3,
+    train_digits=8000,
+    test_sequences=500,
+    validation_sequences=200,
+)
+
+
+def downscale(digits: np.ndarray, factor: int) -> np.ndarray:
+    """Average-pools ``[n, 28, 28]`` digits (k / 256) by ``factor``, kept on the k / 256 grid."""
+    x = np.asarray(digits, np.float32)
+    if factor == 1:
+        return x
+    n, h, w = x.shape
+    x = x.reshape(n, h // factor, factor, w // factor, factor).mean(axis=(2, 4))
+    return np.floor(x * mm.PIXEL_SCALE) / mm.PIXEL_SCALE
+
+
+def sequence_data(config: Config, split: str, n: int, key) -> np.ndarray:
+    """Fixed sequences of one MNIST split, float32 ``[n, T, H*W]``."""
+    digits = jaxae.data.load("mnist", split).images[..., 0]
+    frames = mm.sample_sequences(
+        key,
+        downscale(digits, config.digit_scale),
+        n,
+        num_digits=config.num_digits,
+        num_frames=config.num_input + config.num_future,
+        frame_size=config.frame_size,
+    )
+    return mm.MovingMnist(frames, config.num_input, split).sequences()
+
+
+def train(model: LSTMSequenceModel, config: Config, digits, key, progress: bool, desc: str):
+    """Adam on fresh sequences every step: ``fit``'s batches are digits, the loss renders them."""
+
+    def loss_fn(params, batch, key):
+        frames = mm.sequences_from_digits(
+            key,
+            batch,
+            num_digits=config.num_digits,
+            num_frames=model.num_input + config.num_future,
+            frame_size=config.frame_size,
+        )
+        x = frames.reshape(*frames.shape[:2], -1)[:, : model.num_frames]
+        return model.loss(params, x, train=True).mean()
+
+    per_epoch = len(digits) // (config.batch_size * config.num_digits)
+    epochs = max(1, -(-config.steps // per_epoch))
+    init_key, fit_key = jax.random.split(key)
+    return jaxae.fit(
+        model.init(init_key),
+        digits,
+        loss_fn=loss_fn,
+        optimizer=optax.chain(optax.clip_by_global_norm(10.0), optax.adam(config.lr)),
+        key=fit_key,
+        epochs=epochs,
+        batch_size=config.batch_size * config.num_digits,
+        progress=progress,
+        desc=desc,
+    )
+
+
+def evaluate(model: LSTMSequenceModel, params, x: np.ndarray) -> dict[str, float]:
+    """Mean over sequences of each decoder's cross-entropy and squared error per frame."""
+
+    @jax.jit
+    def per_sequence(p, batch):
+        batch = batch[:, : model.num_frames]
+        ce = model.losses(p, batch, train=False)
+        se = model.squared_errors(p, batch)
+        return {f"{k} cross-entropy": v for k, v in ce.items()} | {
+            f"{k} squared error per frame": v for k, v in se.items()
+        }
+
+    rows = [per_sequence(params, x[i : i + 250]) for i in range(0, len(x), 250)]
+    return {k: float(np.concatenate([np.asarray(r[k]) for r in rows]).mean()) for k in rows[0]}
+
+
+def baselines(config: Config, x_val: np.ndarray, x_test: np.ndarray) -> dict[str, dict]:
+    """Each untrained baseline's clipped cross-entropy (eps from validation) and squared error."""
+    n_in = config.num_input
+    m = float(x_val[:, :n_in].mean())
+    predictors = {
+        "copy last input frame": fb.copy_last_frame,
+        "mean of input frames": fb.mean_of_inputs,
+        f"constant probability {m:.3f}": functools.partial(fb.constant_probability, p=m),
+    }
+    out = {}
+    for name, predictor in predictors.items():
+        row = {}
+        for target_name, targets_of, num_out in (
+            ("future", future_targets, config.num_future),
+            ("reconstruction", reconstruction_targets, n_in),
+        ):
+
+            def predict(x, predictor=predictor, num_out=num_out):
+                return predictor(x[:, :n_in], num_out)
+
+            eps = fb.choose_eps(predict, x_val, targets_of(x_val, n_in))
+            probs, targets = predict(jnp.asarray(x_test)), targets_of(x_test, n_in)
+            row[f"{target_name} cross-entropy"] = float(
+                fb.clipped_cross_entropy(probs, targets, eps=eps).mean()
+            )
+            row[f"{target_name} squared error per frame"] = float(
+                (jnp.sum(jnp.square(probs - targets), axis=(1, 2)) / num_out).mean()
+            )
+            row[f"{target_name} eps"] = eps
+        out[name] = row
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    config = apply_overrides(QUICK if args.quick else Config(), args.set)
+    run = Run("srivastava2015", args, config)
+    progress = not args.no_progress
+    key = jax.random.key(args.seed)
+    val_key, test_key, key = jax.random.split(key, 3)
+
+    digits = downscale(
+        jaxae.data.load("mnist", "train[:50000]").images[..., 0], config.digit_scale
+    )[: config.train_digits]
+    x_val = sequence_data(config, "train[50000:]", config.validation_sequences, val_key)
+    x_test = sequence_data(config, "test", config.test_sequences, test_key)
+    run.log.info("train digits %s, validation %s, test %s", digits.shape, x_val.shape, x_test.shape)
+
+    for name, row in baselines(config, x_val, x_test).items():
+        for metric, value in row.items():
+            run.record(name, metric, value)
+
+    dim = config.frame_size**2
+    mean_pixel = float(x_val.mean())
+    for kind, model_key in zip(
+        ("autoencoder", "future", "composite"), jax.random.split(key, 3), strict=True
+    ):
+        model = LSTMSequenceModel(
+            input_dim=dim,
+            features=config.features,
+            num_input=config.num_input,
+            num_future=config.num_future,
+            kind=kind,
+            conditional_future=config.conditional_future,
+            output_bias=float(np.log(mean_pixel / (1 - mean_pixel))),
+        )
+        result = train(model, config, digits, model_key, progress, kind)
+        for metric, value in evaluate(model, result.params, x_test).items():
+            run.record(f"LSTM {kind}", metric, value)
+    run.finish()
+    return run.metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Moving MNIST generator: geometry, bouncing, determinism, and the checksummed cache."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxae.data import DataFileError
+from jaxae.data import moving_mnist as mm
+
+
+def _digits(n=6, size=6, seed=0):
+    """Small synthetic digits with values k / 256 and a nonzero border (so edges show)."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(1, 256, size=(n, size, size)) / 256).astype(np.float32)
+
+
+def test_trajectories_stay_in_room_and_bounce(key):
+    paths = mm.bouncing_trajectories(key, (200,), num_frames=60, room=10, step_length=0.3)
+    top, left = np.asarray(paths.top), np.asarray(paths.left)
+    assert top.shape == left.shape == (200, 60) and top.dtype == np.int32
+    assert top.min() >= 0 and top.max() <= 10 and left.min() >= 0 and left.max() <= 10
+    for v, pos in ((np.asarray(paths.v_y), top), (np.asarray(paths.v_x), left)):
+        flips = np.sign(v[:, 1:]) != np.sign(v[:, :-1])
+        assert flips.any()  # fast paths in a small room must hit walls
+        # a sign flip happens exactly when the digit is at a wall
+        at_wall = (pos[:, 1:] == 0) | (pos[:, 1:] == 10)
+        assert np.all(at_wall[flips])
+        assert np.all(np.abs(v) <= 1.0 + 1e-6)
+    # speed is constant: |v| = 1 per path
+    speed = np.hypot(np.asarray(paths.v_y), np.asarray(paths.v_x))
+    np.testing.assert_allclose(speed, 1.0, rtol=1e-5)
+
+
+def test_one_digit_frames_hold_the_whole_digit(key):
+    digits = _digits(4)
+    frames = np.asarray(
+        mm.sequences_from_digits(
+            key, digits, num_digits=1, num_frames=15, frame_size=12, step_length=0.4
+        )
+    )
+    assert frames.shape == (4, 15, 12, 12) and frames.dtype == np.float32
+    # nothing is cut off at a wall: every frame carries all of its digit's ink
+    np.testing.assert_allclose(
+        frames.sum(axis=(2, 3)), np.repeat(digits.sum((1, 2))[:, None], 15, 1), rtol=1e-5
+    )
+
+
+def test_overlap_is_the_maximum(key):
+    ones = np.full((2, 6, 6), 128 / 256, np.float32)
+    frames = np.asarray(mm.sequences_from_digits(key, ones, num_frames=30, frame_size=8))
+    assert frames.shape == (1, 30, 8, 8)
+    assert set(np.unique(frames)) <= {0.0, 0.5}  # a sum would give 1.0 where they overlap
+
+
+def test_sample_sequences_shape_dtype_range_and_determinism(key):
+    digits = _digits(5)
+    a = mm.sample_sequences(key, digits, 7, num_frames=6, frame_size=10)
+    b = mm.sample_sequences(key, digits, 7, num_frames=6, frame_size=10)
+    c = mm.sample_sequences(jax.random.key(1), digits, 7, num_frames=6, frame_size=10)
+    assert a.shape == (7, 6, 10, 10) and a.dtype == np.uint8
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() != c.tobytes()
+    # pixel values are the digits' own: each frame's maximum is some digit's maximum
+    pool = {int(v) for v in np.rint(digits * 256).ravel()} | {0}
+    assert set(np.unique(a).tolist()) <= pool
+
+
+def test_sample_sequences_rejects_off_grid_digits(key):
+    with pytest.raises(ValueError, match="k / 256"):
+        mm.sample_sequences(key, np.full((3, 4, 4), 0.3, np.float32), 2, frame_size=8)
+
+
+def test_sequences_from_digits_checks_the_digit_count(key):
+    with pytest.raises(ValueError, match="multiple of num_digits"):
+        mm.sequences_from_digits(key, _digits(3), num_digits=2, frame_size=8)
+
+
+def test_cache_round_trip_and_refuses_corruption(tmp_path, key):
+    path = tmp_path / "mm" / "seq.npy"
+    calls = []
+
+    def build():
+        calls.append(1)
+        return mm.sample_sequences(key, _digits(4), 3, num_frames=4, frame_size=8)
+
+    first = mm.cached_sequences(path, build)
+    second = mm.cached_sequences(path, build)
+    assert len(calls) == 1 and first.tobytes() == second.tobytes()
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataFileError, match="checksum"):
+        mm.cached_sequences(path, build)
+    assert len(calls) == 1  # refused, not silently rebuilt
+
+
+def test_moving_mnist_split_views():
+    frames = np.arange(2 * 4 * 3 * 3, dtype=np.uint8).reshape(2, 4, 3, 3)
+    ds = mm.MovingMnist(frames=frames, num_input=2, split="test")
+    x = ds.sequences()
+    assert x.shape == (2, 4, 9) and x.dtype == np.float32
+    np.testing.assert_allclose(x * 256, frames.reshape(2, 4, 9))
+    with pytest.raises(ValueError, match="num_input"):
+        mm.MovingMnist(frames=frames, num_input=4, split="test")
+
+
+def test_load_rejects_unknown_split():
+    with pytest.raises(ValueError, match="split"):
+        mm.load("valid")
