@@ -14,7 +14,7 @@ Four rows (see benchmarks/README.md):
 4. The contractive penalty: ``jax.jacfwd`` Jacobian norm against its closed form.
 
 The jaxae side is what ``jaxae.fit`` runs: the jitted epoch (a ``lax.scan`` of
-``make_train_step`` over device-resident batches) from ``jaxae.train``. Every timed unit is run
+``make_train_step`` over device-resident batches) from ``jaxae.training``. Every timed unit is run
 ``--repeats`` times. Within a repeat the runners take turns, and the order rotates from one
 repeat to the next, so background load falls on jaxae and its peers alike. Medians are reported.
 Peers are timed both with their default thread count and with a single thread: on a shared
@@ -53,7 +53,7 @@ import jaxae
 from jaxae import rbm, regularizers
 from jaxae.atomic import atomic_write_text
 from jaxae.models.deep import rbm_optimizer
-from jaxae.train import _epoch_fn  # the jitted epoch that ``jaxae.fit`` runs
+from jaxae.training import epoch_fn  # the jitted epoch that ``jaxae.fit`` runs
 
 HERE = pathlib.Path(__file__).resolve().parent
 AE_SIZES = (784, 1000, 500, 250, 30)
@@ -187,7 +187,7 @@ def bench_rbm(cfg: Config, x: np.ndarray) -> dict:
 
     grad_fn = functools.partial(rbm.cd_gradients, spec=spec, k=1)
     optimizer = make_optimizer()
-    run_epoch = _epoch_fn(jaxae.make_train_step(grad_fn, optimizer))
+    run_epoch = epoch_fn(jaxae.make_train_step(grad_fn, optimizer))
     params = rbm.init_rbm(jax.random.key(0), spec, visible_data=x)
     data = jax.device_put(x)
     key = jax.random.key(1)
@@ -199,7 +199,7 @@ def bench_rbm(cfg: Config, x: np.ndarray) -> dict:
         nonlocal state, epoch
         start = time.perf_counter()
         shuffle_key, steps_key = jax.random.split(jax.random.fold_in(key, epoch))
-        indices = jaxae.data.batch_indices(shuffle_key, n, batch)
+        indices = jaxae.training.batch_indices(shuffle_key, n, batch)
         state, metrics, bad_step = run_epoch(state, data, indices, steps_key)
         jax.block_until_ready((state, metrics))
         elapsed = time.perf_counter() - start
@@ -333,7 +333,7 @@ def bench_autoencoder(cfg: Config, x: np.ndarray) -> dict:
         return jnp.mean(jaxae.sigmoid_cross_entropy(logits, batch_x))
 
     step = jaxae.make_train_step(jaxae.gradients_of_loss(loss_fn), optimizer)
-    run_epoch = _epoch_fn(step)
+    run_epoch = epoch_fn(step)
     data = jax.device_put(x)
     key = jax.random.key(1)
     params0 = model.init(jax.random.key(0))
@@ -348,7 +348,7 @@ def bench_autoencoder(cfg: Config, x: np.ndarray) -> dict:
         nonlocal epoch_state, epoch
         start = time.perf_counter()
         shuffle_key, steps_key = jax.random.split(jax.random.fold_in(key, epoch))
-        indices = jaxae.data.batch_indices(shuffle_key, n, batch)
+        indices = jaxae.training.batch_indices(shuffle_key, n, batch)
         epoch_state, metrics, bad_step = run_epoch(epoch_state, data, indices, steps_key)
         jax.block_until_ready((epoch_state, metrics))
         elapsed = time.perf_counter() - start
@@ -702,7 +702,7 @@ def render(results: dict) -> str:
         "reported. Warm-up (compilation, first calls) is excluded.",
         "",
         "1. **RBM.** jaxae: one epoch exactly as `jaxae.fit` runs it — `batch_indices` "
-        "shuffle, then the jitted `lax.scan` (`jaxae.train._epoch_fn`) of "
+        "shuffle, then the jitted `lax.scan` (`jaxae.training.epoch_fn`) of "
         "`make_train_step(partial(rbm.cd_gradients, spec=spec, k=1), rbm_optimizer(0.1, "
         "weight_decay=2e-4, momentum 0.5→0.9))` over device-resident data, including the "
         "per-step finiteness check and keep-last-good-state guard. scikit-learn: "

@@ -100,7 +100,7 @@ def reconstruction_error(model, params, x) -> float:
     def per_example(p, batch):
         return jaxae.squared_error(model.reconstruct(p, batch), batch)
 
-    return jaxae.per_example_mean(per_example, params, x)
+    return jaxae.chunked.chunked_mean(per_example, x, args=(params,))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -1,19 +1,21 @@
 """jaxae: autoencoders and restricted Boltzmann machines as pure JAX functions."""
 
 from jaxae import (
+    chunked,
     data,
     losses,
     noise,
-    parallel,
     pca,
     rbm,
     regularizers,
     retrieval,
     text,
+    training,
     variational,
 )
 from jaxae.losses import sigmoid_cross_entropy, softmax_cross_entropy, squared_error
 from jaxae.models.deep import PretrainConfig, RBMLayer, greedy_pretrain, propagate, unroll
+from jaxae.models.linen import LinenAutoencoder
 from jaxae.models.mlp import MLPAutoencoder, untie
 from jaxae.models.stacked import (
     LayerConfig,
@@ -46,15 +48,20 @@ from jaxae.regularizers import (
     sigmoid_contractive_penalty,
     weight_decay,
 )
-from jaxae.train import (
+from jaxae.training import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
     FitResult,
     NonFiniteError,
+    TensorBoardLogger,
     TrainState,
+    WallTimeLimit,
     fit,
     gradients_of_loss,
     init_train_state,
     make_train_step,
-    per_example_mean,
+    parallel,
 )
 from jaxae.variational import (
     active_units,
@@ -75,6 +82,14 @@ from jaxae.variational import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "LinenAutoencoder",
+    "TensorBoardLogger",
+    "WallTimeLimit",
+    "chunked",
+    "training",
     "ConvVAE",
     "FitResult",
     "LayerConfig",
@@ -123,7 +138,6 @@ __all__ = [
     "pca",
     "pca_decode",
     "pca_encode",
-    "per_example_mean",
     "pretrain_layer",
     "principal_angle_cosines",
     "principal_components_from_decoder",

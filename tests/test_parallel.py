@@ -189,7 +189,7 @@ def check_eight(args: dict) -> dict:
     step = parallel.data_parallel_step(optimizer, grad_fn=grad_fn)
     state = jaxae.init_train_state(rbm.init_rbm(jax.random.key(0), SPEC, visible_data=x), optimizer)
     shuffle_key, steps_key = jax.random.split(jax.random.fold_in(jax.random.key(2), 0))
-    indices = jaxae.data.batch_indices(shuffle_key, NUM_EXAMPLES, BATCH)
+    indices = jaxae.training.batch_indices(shuffle_key, NUM_EXAMPLES, BATCH)
     keys = jax.random.split(steps_key, indices.shape[0])
     by_shard_map = parallel.shard_map_step(step, parallel.data_mesh(8))
     by_pmap = parallel.pmap_step(step)

@@ -1,4 +1,4 @@
-"""Image and text datasets as NumPy arrays, verified file caches, and shuffled mini-batch indices.
+"""Image and text datasets as NumPy arrays, and verified file caches.
 
 ``load(name, split)`` returns a :class:`Dataset` of float32 images ``[N, H, W, C]`` in [0, 1] and
 int32 labels ``[N]`` for an image dataset, or a :class:`TextCorpus` (documents as strings, int32
@@ -67,19 +67,15 @@ import urllib.request
 import zipfile
 from collections.abc import Iterable, Iterator
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxae.atomic import atomic_open
-from jaxae.typing import PRNGKey
-from jaxae.validation import check_array, check_positive_int
+from jaxae.validation import check_array
 
 __all__ = [
     "DataFileError",
     "Dataset",
     "TextCorpus",
-    "batch_indices",
     "data_dir",
     "fetch",
     "load",
@@ -755,55 +751,6 @@ def load(
     images, labels = _parsed(name, tuple(files))[base]
     lo, hi = _slice_bounds(start, stop, len(labels), name, split)
     return Dataset(images=images[lo:hi], labels=labels[lo:hi], name=name, split=split)
-
-
-# --------------------------------------------------------------------------- batching
-
-
-def batch_indices(
-    key: PRNGKey,
-    num_examples: int,
-    batch_size: int,
-    *,
-    remainder: str = "drop",
-) -> jax.Array | tuple[jax.Array, jax.Array]:
-    """Shuffled mini-batch indices for one epoch, a deterministic function of ``key``.
-
-    Every index in ``range(num_examples)`` appears at most once. Use a fresh key per epoch
-    (``jax.random.split``): with ``"drop"`` each epoch then drops different examples.
-
-    Args:
-      key: a PRNG key.
-      num_examples: the dataset size (static under ``jit``).
-      batch_size: examples per batch (static under ``jit``).
-      remainder: what to do with the ``num_examples % batch_size`` leftover examples:
-        ``"drop"`` them, ``"keep"`` them as a separate short batch, or raise (``"error"``).
-
-    Returns:
-      int32 ``[num_batches, batch_size]`` with ``num_batches = num_examples // batch_size``;
-      for ``"keep"``, the tuple ``(full [num_batches, batch_size], rest [num_examples %
-      batch_size])``.
-    """
-    check_positive_int(num_examples, "num_examples")
-    check_positive_int(batch_size, "batch_size")
-    if remainder not in ("drop", "keep", "error"):
-        raise ValueError(f"remainder: expected 'drop', 'keep' or 'error', got {remainder!r}")
-    num_batches, rest = divmod(num_examples, batch_size)
-    if remainder == "error" and rest:
-        raise ValueError(
-            f"batch_size: {batch_size} does not divide num_examples {num_examples} (remainder "
-            f"{rest}); use remainder='drop' or 'keep'"
-        )
-    if remainder == "drop" and num_batches == 0:
-        raise ValueError(
-            f"batch_size: {batch_size} is larger than num_examples {num_examples}, so every "
-            f"example would be dropped"
-        )
-    perm = jax.random.permutation(key, num_examples).astype(jnp.int32)
-    full = perm[: num_batches * batch_size].reshape(num_batches, batch_size)
-    if remainder == "keep":
-        return full, perm[num_batches * batch_size :]
-    return full
 
 
 # --------------------------------------------------------------------------- command line

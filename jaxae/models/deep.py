@@ -25,7 +25,7 @@ import optax
 
 from jaxae import rbm
 from jaxae.models.mlp import MLPAutoencoder
-from jaxae.train import fit
+from jaxae.training.fit import fit
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
 from jaxae.validation import check_array, check_positive_int
 

@@ -34,10 +34,11 @@ import numpy as np
 import optax
 
 from jaxae import noise, regularizers
+from jaxae.chunked import chunked_mean
 from jaxae.losses import sigmoid_cross_entropy, squared_error
 from jaxae.models.deep import PretrainConfig, greedy_pretrain
 from jaxae.models.mlp import ACTIVATIONS, MLPAutoencoder
-from jaxae.train import fit, per_example_mean
+from jaxae.training.fit import fit
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
 from jaxae.validation import check_array, check_positive_int, check_probability
 
@@ -650,4 +651,4 @@ def classification_error(
     def wrong(p, batch):
         return (jnp.argmax(model.logits(p, batch["x"]), axis=-1) != batch["y"]).astype(jnp.float32)
 
-    return per_example_mean(wrong, params, {"x": x, "y": y})
+    return chunked_mean(wrong, {"x": x, "y": y}, args=(params,))
