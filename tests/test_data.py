@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from jaxae import data
+from jaxae.training import batching
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FASHION_DEBIAN = pathlib.Path("/usr/share/datasets/fashion-mnist")
@@ -505,7 +506,7 @@ def test_data_dir_precedence(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- batch_indices
 
 batch_indices = jax.jit(
-    data.batch_indices, static_argnames=("num_examples", "batch_size", "remainder")
+    batching.batch_indices, static_argnames=("num_examples", "batch_size", "remainder")
 )
 
 
@@ -545,7 +546,7 @@ def test_batch_indices_error_mode(key):
     idx = batch_indices(key, 90, 30, remainder="error")
     np.testing.assert_array_equal(np.sort(np.asarray(idx).ravel()), np.arange(90))
     with pytest.raises(ValueError, match=r"batch_size: 30 does not divide num_examples 100"):
-        data.batch_indices(key, 100, 30, remainder="error")
+        batching.batch_indices(key, 100, 30, remainder="error")
 
 
 @pytest.mark.parametrize(
@@ -562,7 +563,7 @@ def test_batch_indices_error_mode(key):
 )
 def test_batch_indices_bad_arguments(key, num_examples, batch_size, remainder, match):
     with pytest.raises(ValueError, match=match):
-        data.batch_indices(key, num_examples, batch_size, remainder=remainder)
+        batching.batch_indices(key, num_examples, batch_size, remainder=remainder)
 
 
 # --------------------------------------------------------------------------- command line

@@ -325,7 +325,7 @@ def _pmean_state(tree, axis_name: str):
     """The devices' model states made equal: floats averaged, other leaves their maximum."""
 
     def mean(x):
-        x = _device_varying(jnp.asarray(x), axis_name)
+        x = jnp.asarray(x)
         if jnp.issubdtype(x.dtype, jnp.inexact):
             return lax.pmean(x, axis_name)
         return lax.pmax(x, axis_name)
@@ -457,8 +457,8 @@ def data_parallel_step(
     def per_device_step(state, batch, key):
         state, metrics = step(state, batch, key)
         # aux (this device's chains) may be finite here and not there: all devices must agree.
-        finite = _device_varying(metrics["finite"].astype(jnp.int32), axis_name)
-        metrics["finite"] = lax.pmin(finite, axis_name).astype(bool)
+        bad = jnp.logical_not(metrics["finite"]).astype(jnp.int32)
+        metrics["finite"] = lax.psum(bad, axis_name) == 0
         return state, metrics
 
     return per_device_step
