@@ -267,6 +267,25 @@ def check_eight(args: dict) -> dict:
 
     lap("pcd")
 
+    # A Linen module with BatchNorm + Dropout: each device's batch_stats are averaged (pmean).
+    import test_linen
+
+    linen = test_linen._fit(_digits(640), 2, devices=8)
+    stats = jax.tree.leaves(linen.model_state)
+    res["linen"] = {
+        "replicas_equal": all(
+            all(
+                np.array_equal(np.asarray(s.data), np.asarray(a.addressable_shards[0].data))
+                for s in a.addressable_shards
+            )
+            for a in stats
+        ),
+        "devices": len(stats[0].sharding.device_set),
+        "finite": all(bool(np.all(np.isfinite(np.asarray(a)))) for a in stats),
+        "losses": [row["loss"] for row in linen.history],
+    }
+    lap("linen")
+
     if args.get("hinton"):
         from experiments import hinton2006_parallel
 
@@ -427,6 +446,12 @@ def test_errors_name_the_numbers(eight):
 
 def test_remainder_keep_on_8_devices(eight):
     assert eight["keep"]["steps"] == 21 and eight["keep"]["diff"] < 1e-5
+
+
+def test_linen_model_state_stays_equal_on_8_devices(eight):
+    linen = eight["linen"]
+    assert linen["replicas_equal"] and linen["devices"] == 8 and linen["finite"]
+    assert linen["losses"][1] < linen["losses"][0]
 
 
 def test_pcd_chains_are_split_over_devices(eight):
