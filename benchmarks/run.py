@@ -64,7 +64,7 @@ import optax  # noqa: E402
 import jaxae  # noqa: E402
 from jaxae import rbm, regularizers  # noqa: E402
 from jaxae.atomic import atomic_write_text  # noqa: E402
-from jaxae.models.deep import rbm_optimizer  # noqa: E402
+from jaxae.recipes import rbm_optimizer  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 AE_SIZES = (784, 1000, 500, 250, 30)

@@ -1,21 +1,24 @@
 """jaxae: autoencoders and restricted Boltzmann machines as pure JAX functions."""
 
 from jaxae import (
+    chunked,
     data,
     losses,
     noise,
-    parallel,
     pca,
     rbm,
     recipes,
     regularizers,
     retrieval,
     text,
+    training,
     variational,
 )
 from jaxae.losses import sigmoid_cross_entropy, softmax_cross_entropy, squared_error
 from jaxae.models.contract import Autoencoder
 from jaxae.models.deep import unroll
+from jaxae.models.linen import LinenAutoencoder
+from jaxae.models.lstm import LSTMSequenceModel
 from jaxae.models.mlp import MLPAutoencoder, untie
 from jaxae.models.vae import MLPVAE, ConvVAE, TwoStochasticLayerVAE
 from jaxae.noise import gaussian_noise, masking_noise, salt_and_pepper_noise
@@ -50,15 +53,20 @@ from jaxae.regularizers import (
     sigmoid_contractive_penalty,
     weight_decay,
 )
-from jaxae.train import (
+from jaxae.training import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
     FitResult,
     NonFiniteError,
+    TensorBoardLogger,
     TrainState,
+    WallTimeLimit,
     fit,
     gradients_of_loss,
     init_train_state,
     make_train_step,
-    per_example_mean,
+    parallel,
 )
 from jaxae.variational import (
     active_units,
@@ -81,6 +89,15 @@ __version__ = "0.1.0"
 __all__ = [
     "Autoencoder",
     "AutoencoderConfig",
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "LSTMSequenceModel",
+    "LinenAutoencoder",
+    "TensorBoardLogger",
+    "WallTimeLimit",
+    "chunked",
+    "training",
     "ConvVAE",
     "FitResult",
     "MLPAutoencoder",
@@ -123,7 +140,6 @@ __all__ = [
     "pca",
     "pca_decode",
     "pca_encode",
-    "per_example_mean",
     "pretrain_layer",
     "pretrain_rbm_stack",
     "pretrain_stack",

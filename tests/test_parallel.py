@@ -189,7 +189,7 @@ def check_eight(args: dict) -> dict:
     step = parallel.data_parallel_step(optimizer, grad_fn=grad_fn)
     state = jaxae.init_train_state(rbm.init_rbm(jax.random.key(0), SPEC, visible_data=x), optimizer)
     shuffle_key, steps_key = jax.random.split(jax.random.fold_in(jax.random.key(2), 0))
-    indices = jaxae.data.batch_indices(shuffle_key, NUM_EXAMPLES, BATCH)
+    indices = jaxae.training.batch_indices(shuffle_key, NUM_EXAMPLES, BATCH)
     keys = jax.random.split(steps_key, indices.shape[0])
     by_shard_map = parallel.shard_map_step(step, parallel.data_mesh(8))
     by_pmap = parallel.pmap_step(step)
@@ -266,6 +266,25 @@ def check_eight(args: dict) -> dict:
     }
 
     lap("pcd")
+
+    # A Linen module with BatchNorm + Dropout: each device's batch_stats are averaged (pmean).
+    import test_linen
+
+    linen = test_linen._fit(_digits(640), 2, devices=8)
+    stats = jax.tree.leaves(linen.model_state)
+    res["linen"] = {
+        "replicas_equal": all(
+            all(
+                np.array_equal(np.asarray(s.data), np.asarray(a.addressable_shards[0].data))
+                for s in a.addressable_shards
+            )
+            for a in stats
+        ),
+        "devices": len(stats[0].sharding.device_set),
+        "finite": all(bool(np.all(np.isfinite(np.asarray(a)))) for a in stats),
+        "losses": [row["loss"] for row in linen.history],
+    }
+    lap("linen")
 
     if args.get("hinton"):
         from experiments import hinton2006_parallel
@@ -427,6 +446,12 @@ def test_errors_name_the_numbers(eight):
 
 def test_remainder_keep_on_8_devices(eight):
     assert eight["keep"]["steps"] == 21 and eight["keep"]["diff"] < 1e-5
+
+
+def test_linen_model_state_stays_equal_on_8_devices(eight):
+    linen = eight["linen"]
+    assert linen["replicas_equal"] and linen["devices"] == 8 and linen["finite"]
+    assert linen["losses"][1] < linen["losses"][0]
 
 
 def test_pcd_chains_are_split_over_devices(eight):

@@ -111,7 +111,7 @@ def test_non_finite_loss_stops_with_last_good_state():
         return jnp.where(params["w"] > 5.0, jnp.nan, loss)
 
     with pytest.raises(
-        jaxae.NonFiniteError, match=r"non-finite loss or gradient at step 5 \(epoch 0\)"
+        jaxae.NonFiniteError, match=r"non-finite loss, gradient or parameters at step 5 \(epoch 0\)"
     ) as info:
         jaxae.fit(
             {"w": jnp.array(0.0)},
@@ -150,7 +150,7 @@ def test_training_step_compiles_once():
     assert len(traces) == 1  # one trace of the step for all epochs
     traces.clear()
     jaxae.fit({"w": jnp.zeros((64, 2))}, x, remainder="keep", **kwargs)
-    assert len(traces) == 2  # plus one for the smaller last batch
+    assert len(traces) == 1  # the full batches' epoch is cached: one trace for the last batch
 
 
 def test_remainder_keep_sees_every_example_once_per_epoch():
@@ -195,12 +195,6 @@ def test_stateful_gradient_estimator_threads_aux():
     assert result.history[1]["aux"] == pytest.approx(16.0)  # mean of 12, 16, 20
 
 
-def test_per_example_mean_includes_the_remainder():
-    x = np.arange(25, dtype=np.float32).reshape(25, 1)
-    got = jaxae.per_example_mean(lambda p, b: p * b[:, 0], 2.0, x, batch_size=10)
-    assert got == pytest.approx(2.0 * x.mean())
-
-
 @pytest.mark.parametrize(
     "data, kwargs, error, match",
     [
@@ -233,3 +227,113 @@ def test_bad_inputs(data, kwargs, error, match):
             progress=False,
             **kwargs,
         )
+
+
+def test_inf_parameters_are_never_returned():
+    # The gradient is finite, the update overflows float32: the state keeps the last finite w.
+    def loss_fn(params, batch, key):
+        del key
+        return -1e30 * jnp.sum(params["w"]) * jnp.mean(batch[:, 0])
+
+    with pytest.raises(jaxae.NonFiniteError, match="at step 1 ") as info:
+        jaxae.fit(
+            {"w": jnp.zeros(2)},
+            jnp.ones((8, 1)),
+            loss_fn=loss_fn,
+            optimizer=optax.sgd(1e10),
+            key=jax.random.key(0),
+            epochs=1,
+            batch_size=4,
+            progress=False,
+        )
+    np.testing.assert_array_equal(info.value.state.params["w"], [0.0, 0.0])
+    assert int(info.value.state.step) == 0
+
+
+def test_same_loss_and_optimizer_compile_once_across_fit_calls():
+    x = _digits()
+    traces = []
+
+    def loss_fn(params, batch, key):
+        traces.append(1)
+        return jnp.mean(jnp.sum((batch @ params["w"]) ** 2, axis=1))
+
+    optimizer = optax.sgd(1e-3)
+    kwargs = dict(loss_fn=loss_fn, optimizer=optimizer, epochs=1, batch_size=100, progress=False)
+    first = jaxae.fit({"w": jnp.ones((64, 2))}, x, key=jax.random.key(0), **kwargs)
+    second = jaxae.fit({"w": jnp.zeros((64, 2))}, x[::-1], key=jax.random.key(1), **kwargs)
+    assert len(traces) == 1  # one trace across both calls: other params, data and key
+    assert not np.allclose(first.params["w"], second.params["w"])
+    jaxae.fit(
+        {"w": jnp.ones((64, 2))},
+        x,
+        key=jax.random.key(0),
+        **{**kwargs, "optimizer": optax.sgd(1e-3)},
+    )
+    assert len(traces) == 2  # another optimizer object: another compilation
+
+
+def _fit_linear_callbacks(x, callbacks, epochs=6, **kwargs):
+    return _fit(x, epochs, callbacks=callbacks, **kwargs)
+
+
+def test_early_stopping_stops_when_the_monitored_value_stalls():
+    x = _digits()
+    stop = jaxae.EarlyStopping("score", patience=1, mode="max")
+    scores = iter([1.0, 2.0, 1.5, 1.9, 3.0, 4.0])
+    result = _fit(x, 6, callbacks=[stop], eval_fn=lambda p: {"score": next(scores)})
+    assert [r["epoch"] for r in result.history] == [0, 1, 2, 3]
+    assert "score did not improve" in result.stopped_early and "epoch 1" in result.stopped_early
+    assert _fit(x, 2).stopped_early is None
+    with pytest.raises(ValueError, match="mode: expected 'min' or 'max'"):
+        jaxae.EarlyStopping(mode="lowest")
+
+
+def test_wall_time_limit_stops_after_the_epoch_that_crosses_it():
+    x = _digits()
+    result = _fit(x, 5, callbacks=[jaxae.WallTimeLimit(1e-6)])
+    assert len(result.history) == 1 and "wall-time limit" in result.stopped_early
+    with pytest.raises(ValueError, match="seconds: expected a positive number"):
+        jaxae.WallTimeLimit(0)
+
+
+def test_function_callbacks_see_every_epoch_row_and_state():
+    seen = []
+    _fit(
+        _digits(),
+        3,
+        callbacks=[lambda e, row, state: seen.append((e, row["loss"], int(state.step)))],
+    )
+    assert [e for e, _, _ in seen] == [0, 1, 2] and seen[-1][2] == 3 * (1437 // 64)
+    with pytest.raises(TypeError, match="callbacks: expected"):
+        _fit(_digits(), 1, callbacks=[3])
+
+
+def test_csv_logger_writes_every_row_and_rewrites_on_resume(tmp_path):
+    import csv
+
+    x = _digits()
+    path = tmp_path / "log" / "history.csv"
+    _fit(x, 2, callbacks=[jaxae.CSVLogger(path)], checkpoint_dir=tmp_path / "ckpt")
+    _fit(x, 3, callbacks=[jaxae.CSVLogger(path)], checkpoint_dir=tmp_path / "ckpt")
+    rows = list(csv.DictReader(path.open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert {"loss", "time_s"} <= set(rows[0])
+    assert list(path.parent.iterdir()) == [path]  # no temp file left behind
+
+
+def test_tensorboard_logger_writes_scalars(tmp_path):
+    pytest.importorskip("tensorboardX")
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    _fit(_digits(), 2, callbacks=[jaxae.TensorBoardLogger(tmp_path / "tb")])
+    (events,) = list((tmp_path / "tb").iterdir())
+    raw, tags = events.read_bytes(), []
+    while raw:  # TFRecord: length, crc, payload, crc
+        (length,) = struct.unpack("<Q", raw[:8])
+        event = event_pb2.Event.FromString(raw[12 : 12 + length])
+        tags += [(v.tag, event.step) for v in event.summary.value]
+        raw = raw[16 + length :]
+    assert ("loss", 0) in tags and ("loss", 1) in tags and ("time_s", 1) in tags

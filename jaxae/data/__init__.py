@@ -53,7 +53,6 @@ References:
   (the corpora's preprocessing and splits).
 """
 
-from jaxae.data.batching import batch_indices
 from jaxae.data.cache import DataFileError, data_dir
 from jaxae.data.cli import main as main  # python -m jaxae.data
 from jaxae.data.containers import Dataset, TextCorpus
@@ -67,7 +66,6 @@ __all__ = [
     "FileSource",
     "Source",
     "TextCorpus",
-    "batch_indices",
     "data_dir",
     "fetch",
     "load",

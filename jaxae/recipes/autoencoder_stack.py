@@ -37,7 +37,7 @@ from jaxae.recipes.rbm_stack import (
     per_layer,
     train_rbm,
 )
-from jaxae.train import fit
+from jaxae.training import fit
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
 from jaxae.validation import check_array, check_positive_int, check_probability
 

@@ -30,7 +30,7 @@ from jaxae.chunked import chunked_map, chunked_mean
 from jaxae.recipes.autoencoder_stack import DEFAULT_OPTIMIZER
 from jaxae.recipes.layers import PretrainedLayer, apply_encoder
 from jaxae.recipes.rbm_stack import check_fit_kwargs
-from jaxae.train import fit
+from jaxae.training import fit
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
 from jaxae.validation import check_array, check_positive_int
 

@@ -27,7 +27,7 @@ import optax
 
 from jaxae import rbm
 from jaxae.recipes.layers import PretrainedLayer, encode_layers
-from jaxae.train import fit
+from jaxae.training import fit
 from jaxae.typing import ArrayLike, PRNGKey
 from jaxae.validation import check_array, check_positive_int
 

@@ -1,4 +1,4 @@
-"""Shuffled mini-batch indices for one epoch (moving to ``jaxae.training.batching``)."""
+"""Shuffled mini-batch indices for one epoch (moved here from :mod:`jaxae.data`)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,15 @@
 """Data-parallel training: the per-device step written once, run under ``jax.shard_map`` or
 ``jax.pmap``.
 
-The per-device step is the foundation's step (:func:`jaxae.make_train_step`) around a gradient
+The per-device step is the one-device step (:func:`jaxae.make_train_step`) around a gradient
 that knows it runs on one shard of the batch, with collectives over a named mesh axis
 (:func:`data_parallel_gradients`):
 
 * the global batch is split over the mesh's data axis; parameters and optimizer state are
-  replicated; a stateful estimator's ``aux`` (PCD fantasy chains) is split like the batch;
+  replicated; a stateful estimator's ``aux`` (PCD fantasy chains) is split like the batch; the
+  model's mutable collections (``model_state``, e.g. BatchNorm's ``batch_stats``) are replicated,
+  and after each step every device's new ``model_state`` is averaged (``lax.pmean``; integer
+  leaves take the maximum), so the replicas stay equal;
 * the parameters are marked device-varying (``lax.pcast``) before differentiation, so each device
   computes the gradient of its own shard's mean loss, and ``lax.pmean`` averages gradients and
   metrics over the axis: with equal shards this is exactly the gradient of the global batch mean,
@@ -29,7 +32,8 @@ that knows it runs on one shard of the batch, with collectives over a named mesh
 The step is a pure function of ``(state, local_batch, key)`` with collectives over
 ``axis_name``: :func:`shard_map_step` runs it under ``jax.shard_map`` on a 1-D mesh,
 :func:`pmap_step` under ``jax.pmap``; both give the same numbers. :func:`jaxae.fit` runs a whole
-epoch inside one jitted ``shard_map`` (:func:`sharded_epoch_fn`)::
+epoch inside one jitted ``shard_map`` (:func:`sharded_epoch_fn`, wrapped for ``fit`` by
+:func:`data_parallel_runner`)::
 
     from jaxae import parallel
     result = jaxae.fit(params, x, loss_fn=..., optimizer=..., key=key, epochs=10,
@@ -87,7 +91,15 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxae.train import TrainState, _guarded_scan, gradients_of_loss, make_train_step
+from jaxae.training.epoch import EpochRunner, cached_build
+from jaxae.training.state import TrainState
+from jaxae.training.step import (
+    GradFn,
+    gradients_of_loss,
+    guarded_scan,
+    make_train_step,
+    scan_steps,
+)
 from jaxae.typing import Array, PRNGKey
 from jaxae.validation import check_positive_int
 
@@ -104,6 +116,7 @@ __all__ = [
     "shard_map_step",
     "pmap_step",
     "sharded_epoch_fn",
+    "data_parallel_runner",
     "shard_data",
     "place_state",
     "replicate",
@@ -113,8 +126,6 @@ __all__ = [
 ]
 
 DATA_AXIS = "data"
-
-GradFn = Callable[..., Any]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -310,11 +321,24 @@ def _pmean(tree, axis_name: str):
     return jax.tree.map(mean, tree)
 
 
+def _pmean_state(tree, axis_name: str):
+    """The devices' model states made equal: floats averaged, other leaves their maximum."""
+
+    def mean(x):
+        x = jnp.asarray(x)
+        if jnp.issubdtype(x.dtype, jnp.inexact):
+            return lax.pmean(x, axis_name)
+        return lax.pmax(x, axis_name)
+
+    return jax.tree.map(mean, tree)
+
+
 def data_parallel_gradients(
     grad_fn: GradFn,
     *,
     axis_name: str = DATA_AXIS,
     stateful: bool = False,
+    model_state: bool = False,
     example_keys: bool = False,
 ) -> GradFn:
     """The per-device gradient: this shard's estimate, averaged over ``axis_name`` by ``pmean``.
@@ -327,6 +351,8 @@ def data_parallel_gradients(
       axis_name: the data axis.
       stateful: whether ``grad_fn`` threads per-device state (e.g. this device's PCD chains,
         which are not averaged).
+      model_state: whether ``grad_fn`` is ``(params, model_state, batch, key) -> (grads,
+        model_state, metrics)``; the new model states are averaged over the axis.
       example_keys: ``key`` is ``[local_batch]`` per-example keys (see :func:`per_example_keys`),
         passed on unchanged; otherwise ``key`` is the step's key and device ``d`` uses
         ``fold_in(key, d)`` (unchanged on a 1-device axis).
@@ -340,6 +366,16 @@ def data_parallel_gradients(
         if example_keys or lax.axis_size(axis_name) == 1:
             return key
         return jax.random.fold_in(key, lax.axis_index(axis_name))
+
+    if model_state:
+
+        def grads_with_state(params, state, batch, key):
+            params = _device_varying(params, axis_name)
+            grads, state, metrics = grad_fn(params, state, batch, local_key(key))
+            grads, metrics = lax.pmean(grads, axis_name), _pmean(metrics, axis_name)
+            return grads, _pmean_state(state, axis_name), metrics
+
+        return grads_with_state
 
     if stateful:
 
@@ -365,6 +401,7 @@ def data_parallel_step(
     has_aux: bool = False,
     grad_fn: GradFn | None = None,
     stateful: bool = False,
+    model_state: bool = False,
     axis_name: str = DATA_AXIS,
     example_keys: bool = False,
 ) -> Callable:
@@ -379,13 +416,16 @@ def data_parallel_step(
       has_aux: see ``loss_fn``.
       grad_fn: instead of ``loss_fn``, a gradient estimator, see :func:`data_parallel_gradients`.
       stateful: whether ``grad_fn`` threads ``state.aux`` (split over devices like the batch).
+      model_state: whether ``loss_fn`` / ``grad_fn`` threads ``state.model_state`` (see
+        :func:`jaxae.gradients_of_loss`); replicated, averaged over the devices each step.
       axis_name: the data axis the collectives run over.
       example_keys: ``key`` is ``[local_batch]`` per-example keys and ``loss_fn`` / ``grad_fn``
         is applied one example at a time (:func:`per_example_loss`,
-        :func:`per_example_gradients`); not with ``stateful``.
+        :func:`per_example_gradients`); not with ``stateful`` or ``model_state``.
 
     Returns:
-      The step; run it with :func:`shard_map_step` or :func:`pmap_step`.
+      The step; run it with :func:`shard_map_step` or :func:`pmap_step`. Its
+      ``metrics["finite"]`` is the same on every device (true only if true on all).
     """
     if (loss_fn is None) == (grad_fn is None):
         raise ValueError("data_parallel_step: pass exactly one of loss_fn and grad_fn")
@@ -394,21 +434,40 @@ def data_parallel_step(
             "example_keys: per-example keys need a stateless loss_fn/grad_fn; a stateful "
             "grad_fn (aux, e.g. PCD chains) draws per-device streams"
         )
+    if example_keys and model_state:
+        raise ValueError(
+            "example_keys: per-example keys evaluate the loss one example at a time, which "
+            "batch statistics (model_state) cannot be; drop example_keys"
+        )
     if loss_fn is not None:
         if example_keys:
             loss_fn = per_example_loss(loss_fn)
-        grad_fn = gradients_of_loss(loss_fn, has_aux=has_aux)
+        grad_fn = gradients_of_loss(loss_fn, has_aux=has_aux, model_state=model_state)
     elif example_keys:
         grad_fn = per_example_gradients(grad_fn)
     grads = data_parallel_gradients(
-        grad_fn, axis_name=axis_name, stateful=stateful, example_keys=example_keys
+        grad_fn,
+        axis_name=axis_name,
+        stateful=stateful,
+        model_state=model_state,
+        example_keys=example_keys,
     )
-    return make_train_step(grads, optimizer, stateful=stateful)
+    step = make_train_step(grads, optimizer, stateful=stateful, model_state=model_state)
+
+    def per_device_step(state, batch, key):
+        state, metrics = step(state, batch, key)
+        # aux (this device's chains) may be finite here and not there: all devices must agree.
+        bad = jnp.logical_not(metrics["finite"]).astype(jnp.int32)
+        metrics["finite"] = lax.psum(bad, axis_name) == 0
+        return state, metrics
+
+    return per_device_step
 
 
 def _state_specs(axis_name: str, stateful: bool) -> TrainState:
-    """Replicated params/opt_state/step; ``aux`` split over the data axis when stateful."""
-    return TrainState(P(), P(), P(), P(axis_name) if stateful else P())
+    """Replicated params/opt_state/step/model_state; ``aux`` split over the data axis when
+    stateful."""
+    return TrainState(P(), P(), P(), P(axis_name) if stateful else P(), P())
 
 
 def shard_map_step(
@@ -462,7 +521,7 @@ def pmap_step(
       local_batch, ...]``; ``state`` (but ``aux``) and ``metrics`` are passed and returned
       unstacked, without a device axis.
     """
-    state_axes = TrainState(None, None, None, 0 if stateful else None)
+    state_axes = TrainState(None, None, None, 0 if stateful else None, None)
     return jax.pmap(
         step,
         axis_name,
@@ -556,7 +615,12 @@ def place_state(state: TrainState, mesh: Mesh, *, stateful: bool = False) -> Tra
 
 
 def sharded_epoch_fn(
-    step: Callable, mesh: Mesh, *, stateful: bool = False, example_keys: bool = False
+    step: Callable,
+    mesh: Mesh,
+    *,
+    stateful: bool = False,
+    example_keys: bool = False,
+    guarded: bool = False,
 ) -> Callable:
     """One epoch inside one jitted ``shard_map``: the data-parallel twin of ``fit``'s epoch.
 
@@ -565,6 +629,9 @@ def sharded_epoch_fn(
       mesh: a 1-D mesh.
       stateful: ``state.aux`` is split over the devices.
       example_keys: per-example keys ``fold_in(step_key, index)`` from the batch's indices.
+      guarded: run :func:`jaxae.training.step.guarded_scan` (keep the last finite state)
+        instead of :func:`jaxae.training.step.scan_steps` (apply every update), as the
+        one-device epoch does.
 
     Returns:
       ``(state, data, indices [n, global_batch], key) -> (state, metrics [n], first_bad)`` with
@@ -582,7 +649,8 @@ def sharded_epoch_fn(
             batch, idx, key = x
             return batch, (per_example_keys(key, idx) if example_keys else key)
 
-        return _guarded_scan(step, state, (batches, indices, keys), batch_and_key)
+        scan = guarded_scan if guarded else scan_steps
+        return scan(step, state, (batches, indices, keys), batch_and_key)
 
     sharded = jax.shard_map(
         per_device_scan,
@@ -605,6 +673,46 @@ def sharded_epoch_fn(
         return run_epoch(state, data, indices, key)
 
     return run
+
+
+@cached_build
+def data_parallel_runner(
+    *,
+    mesh: Mesh,
+    optimizer: optax.GradientTransformation,
+    loss_fn: Callable | None = None,
+    has_aux: bool = False,
+    grad_fn: GradFn | None = None,
+    stateful: bool = False,
+    model_state: bool = False,
+    example_keys: bool = False,
+) -> EpochRunner:
+    """The data-parallel :class:`~jaxae.training.epoch.EpochRunner` that :func:`jaxae.fit` runs
+    with ``mesh=`` / ``devices=``: the same epoch as on one device, its scan inside one
+    ``shard_map``. Cached like :func:`jaxae.training.epoch.epoch_runner`.
+
+    Args:
+      mesh: a 1-D mesh (:func:`resolve_mesh`).
+      optimizer, loss_fn, has_aux, grad_fn, stateful, model_state, example_keys: as for
+        :func:`data_parallel_step`.
+    """
+    step = data_parallel_step(
+        optimizer,
+        loss_fn=loss_fn,
+        has_aux=has_aux,
+        grad_fn=grad_fn,
+        stateful=stateful,
+        model_state=model_state,
+        axis_name=_data_axis(mesh),
+        example_keys=example_keys,
+    )
+    kwargs = dict(stateful=stateful, example_keys=example_keys)
+    return EpochRunner(
+        run=sharded_epoch_fn(step, mesh, **kwargs),
+        run_guarded=sharded_epoch_fn(step, mesh, guarded=True, **kwargs),
+        place_data=lambda data: shard_data(data, mesh),
+        place_state=lambda state: place_state(state, mesh, stateful=stateful),
+    )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,0 +1,311 @@
+"""The one training loop every jaxae model uses.
+
+A model is trained by giving :func:`fit` either a loss ``loss_fn(params, batch, key) -> scalar``
+(differentiated here) or a gradient estimator ``grad_fn(params, batch, key) -> (grads,
+metrics)`` — contrastive divergence has no loss to differentiate — and any Optax transformation.
+Pretraining an RBM and fine-tuning the unrolled autoencoder are two calls of this loop. A model
+with mutable collections (a Flax module's ``batch_stats``) passes ``model_state=``.
+
+Per epoch the data stays on device, the batch indices are drawn from the epoch's key, and one
+jit-compiled ``lax.scan`` runs every step; the host sees the metrics once per epoch (progress bar,
+NaN check, evaluation hook, checkpoint, callbacks). Keys are derived as ``fold_in(key, epoch)``,
+so a run resumed from the checkpoint of epoch ``k`` continues exactly as an uninterrupted run.
+
+One device or many, the loop is the same: an :class:`~jaxae.training.epoch.EpochRunner` places
+the data and state and runs the epoch (:mod:`jaxae.training.epoch`, or
+:mod:`jaxae.training.parallel` with ``mesh=`` / ``devices=``). Runners are cached, so the same
+``loss_fn`` / ``grad_fn`` and optimizer objects with the same shapes compile once across calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from jaxae.training import parallel
+from jaxae.training.batching import batch_indices
+from jaxae.training.callbacks import Callback, callbacks_of
+from jaxae.training.checkpoint import Checkpointer
+from jaxae.training.epoch import epoch_runner, run_epoch
+from jaxae.training.state import TrainState, all_finite, init_train_state
+from jaxae.training.step import GradFn
+from jaxae.typing import Metrics, Params, PRNGKey
+from jaxae.validation import check_positive_int
+
+__all__ = ["FitResult", "NonFiniteError", "fit"]
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What :func:`fit` returns: the final state, one history row per epoch, and why it stopped.
+
+    Attributes:
+      state: the final :class:`~jaxae.training.state.TrainState`.
+      history: one dict per epoch (mean metrics, ``eval_fn`` results, ``time_s``).
+      stopped_early: the reason a callback stopped training, or None if all epochs ran.
+    """
+
+    state: TrainState
+    history: list[dict[str, float]]
+    stopped_early: str | None = None
+
+    @property
+    def params(self) -> Params:
+        return self.state.params
+
+    @property
+    def model_state(self) -> Any:
+        return self.state.model_state
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN/inf; ``state`` holds the last state whose update was finite."""
+
+    def __init__(self, message: str, *, state: TrainState, epoch: int, history: list):
+        super().__init__(message)
+        self.state = state
+        self.epoch = epoch
+        self.history = history
+
+
+def _num_examples(data) -> int:
+    leaves = jax.tree.leaves(data)
+    if not leaves:
+        raise ValueError("data: expected at least one array, got an empty PyTree")
+    sizes = {int(np.shape(x)[0]) if np.ndim(x) else -1 for x in leaves}
+    if len(sizes) != 1 or -1 in sizes:
+        shapes = [tuple(np.shape(x)) for x in leaves]
+        raise ValueError(f"data: expected arrays with one shared leading dimension, got {shapes}")
+    (n,) = sizes
+    if n == 0:
+        raise ValueError("data: expected at least one example, got 0")
+    return n
+
+
+_all_finite_jit = jax.jit(all_finite)
+
+
+def _check_finite_data(data) -> None:
+    for path, x in jax.tree_util.tree_leaves_with_path(data):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            # A multi-host global array: reduce on the devices, fetch one bool.
+            finite = not jnp.issubdtype(x.dtype, jnp.inexact) or bool(_all_finite_jit(x))
+        else:
+            x = np.asarray(x)
+            finite = not np.issubdtype(x.dtype, np.inexact) or bool(np.all(np.isfinite(x)))
+        if not finite:
+            name = "data" + jax.tree_util.keystr(path)
+            raise ValueError(f"{name}: expected finite values, found NaN/inf entries")
+
+
+def fit(
+    params: Params,
+    data: Any,
+    *,
+    optimizer: optax.GradientTransformation,
+    key: PRNGKey,
+    epochs: int,
+    batch_size: int,
+    loss_fn: Callable | None = None,
+    has_aux: bool = False,
+    grad_fn: GradFn | None = None,
+    aux: Any = None,
+    model_state: Any = None,
+    callbacks: Sequence[Callback | Callable] = (),
+    remainder: str = "drop",
+    eval_fn: Callable[[Params], dict[str, Any]] | None = None,
+    eval_every: int = 1,
+    checkpoint_dir: str | os.PathLike | None = None,
+    max_checkpoints: int = 2,
+    progress: bool = True,
+    desc: str = "train",
+    mesh: jax.sharding.Mesh | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
+    example_keys: bool = False,
+) -> FitResult:
+    """Trains ``params`` on ``data`` for ``epochs`` epochs of shuffled mini-batches.
+
+    Args:
+      params: initial parameters (any PyTree).
+      data: an array or PyTree of arrays sharing the leading (example) axis, e.g. ``x`` or
+        ``{"x": x, "y": y}``; moved to the default device once. Each batch has the same structure.
+      optimizer: an Optax transformation (``optax.chain``, schedules, ``multi_transform``…).
+      key: PRNG key; epoch ``e`` uses ``fold_in(key, e)`` for its shuffle and its step keys.
+      epochs: number of passes over the data.
+      batch_size: examples per step.
+      loss_fn: ``(params, batch, key) -> loss`` (or ``(loss, metrics)`` with ``has_aux``).
+      has_aux: see ``loss_fn``.
+      grad_fn: instead of ``loss_fn``, ``(params, batch, key) -> (grads, metrics)``; with ``aux``
+        given, ``(params, aux, batch, key) -> (grads, aux, metrics)``.
+      aux: initial state threaded through a stateful ``grad_fn`` (e.g. PCD chains).
+      model_state: the model's mutable collections (e.g. a Flax module's ``{"batch_stats":
+        ...}``, see :class:`jaxae.LinenAutoencoder`). When given, ``loss_fn(params,
+        model_state, batch, key) -> (loss, new_model_state)`` (with ``has_aux``: ``(loss,
+        (new_model_state, metrics))``), or ``grad_fn(params, model_state, batch, key) ->
+        (grads, new_model_state, metrics)``; ``eval_fn(params, model_state)``. Checkpointed;
+        averaged over the devices after each data-parallel step. Not with ``aux``.
+      callbacks: :class:`jaxae.training.Callback` objects (``EarlyStopping``,
+        ``WallTimeLimit``, ``CSVLogger``, ``TensorBoardLogger``) or functions ``(epoch, row,
+        state) -> str | None``, called on the host after each epoch; a returned string stops
+        training after that epoch and becomes ``FitResult.stopped_early``.
+      remainder: what to do with the ``n % batch_size`` examples left over each epoch: "drop"
+        (a different random subset is dropped each epoch), "keep" (one extra, smaller step; one
+        extra compilation) or "error".
+      eval_fn: ``params -> {name: value}``, called every ``eval_every`` epochs and after the last;
+        its values join that epoch's history row.
+      eval_every: see ``eval_fn``.
+      checkpoint_dir: if given, the state is saved there after every epoch, and a run that finds
+        a checkpoint there resumes from it (same key, same data: same result as uninterrupted).
+        The checkpoint holds global arrays: a data-parallel run can resume on another number of
+        devices, or without a mesh.
+      max_checkpoints: how many epoch checkpoints to keep.
+      progress: show a tqdm bar with the running loss.
+      desc: the bar's label.
+      mesh: a 1-D device mesh (``jaxae.parallel.data_mesh()``): train data-parallel over its
+        devices — each global batch split over them, parameters and optimizer state replicated,
+        gradients and metrics averaged (``lax.pmean``), each device with its own noise stream
+        ``fold_in(step_key, device_index)``; a stateful ``aux`` (PCD chains) is split over them
+        too. The epoch runs in one jitted ``shard_map``; see :mod:`jaxae.parallel`.
+        ``batch_size`` is the global batch and must be divisible by the number of devices.
+      devices: instead of ``mesh``: the number of devices (the first ``n`` of ``jax.devices()``)
+        or a list of devices.
+      example_keys: draw each example's noise from ``fold_in(step_key, index of the example in
+        data)`` and apply ``loss_fn`` / ``grad_fn`` one example at a time: results no longer
+        depend on the device count (up to float rounding). Runs the data-parallel path (on one
+        device if neither ``mesh`` nor ``devices`` is given); not with a stateful ``aux`` or
+        ``model_state``.
+
+    Compile once: the compiled epoch is cached by the ``loss_fn`` / ``grad_fn`` and
+    ``optimizer`` objects and the flags, so a sweep of short ``fit`` calls that passes the same
+    objects (not a fresh ``lambda``, ``partial`` or ``optax.adam(...)`` per call) compiles once.
+
+    Returns:
+      :class:`FitResult` with the final state, one history row per epoch (mean metrics over the
+      epoch's steps, wall time, evaluation results) and ``stopped_early``.
+
+    Raises:
+      NonFiniteError: a step produced NaN/inf; it carries the last finite state.
+      ValueError: bad arguments, e.g. a ``batch_size`` the device count does not divide.
+    """
+    if (loss_fn is None) == (grad_fn is None):
+        raise ValueError("fit: pass exactly one of loss_fn and grad_fn")
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(eval_every, "eval_every")
+    num_examples = _num_examples(data)
+    _check_finite_data(data)
+    # Validate the batch policy now, not in the middle of epoch 0.
+    batch_indices(jax.random.key(0), num_examples, batch_size, remainder=remainder)
+
+    if aux is not None and model_state is not None:
+        raise ValueError("aux and model_state: pass at most one of them")
+    stateful = grad_fn is not None and aux is not None
+    with_state = model_state is not None
+    hooks = callbacks_of(callbacks)
+    fns = dict(loss_fn=loss_fn, has_aux=has_aux, grad_fn=grad_fn)
+    flags = dict(stateful=stateful, model_state=with_state)
+    if mesh is not None or devices is not None or example_keys:
+        # The data-parallel path: the same loop, with a per-device step in a shard_map'd epoch.
+        mesh, _, num_devices = parallel.resolve_mesh(mesh, devices)
+        parallel.check_divisible(batch_size, num_devices)
+        if remainder == "keep" and num_examples % batch_size:
+            parallel.check_divisible(
+                num_examples % batch_size, num_devices, name="remainder='keep': the last batch"
+            )
+        runner = parallel.data_parallel_runner(
+            mesh=mesh, optimizer=optimizer, example_keys=example_keys, **fns, **flags
+        )
+    else:
+        runner = epoch_runner(optimizer=optimizer, **fns, **flags)
+    data = runner.place_data(data)
+    state = runner.place_state(init_train_state(params, optimizer, aux, model_state))
+    history: list[dict[str, float]] = []
+
+    checkpointer = Checkpointer(checkpoint_dir, max_checkpoints) if checkpoint_dir else None
+    first_epoch = 0
+    if checkpointer is not None and checkpointer.latest_epoch() is not None:
+        done = checkpointer.latest_epoch()
+        state, history = checkpointer.restore(done, state)
+        first_epoch = done + 1
+
+    for hook in hooks:
+        hook.on_train_begin(first_epoch=first_epoch, epochs=epochs, history=list(history))
+    stopped_early = None
+    bar = tqdm(
+        range(first_epoch, epochs),
+        desc=desc,
+        disable=not progress,
+        initial=first_epoch,
+        total=epochs,
+        leave=False,
+    )
+    try:
+        for epoch in bar:
+            start = time.perf_counter()
+            shuffle_key, steps_key = jax.random.split(jax.random.fold_in(key, epoch))
+            indices = batch_indices(shuffle_key, num_examples, batch_size, remainder=remainder)
+            rest = None
+            if remainder == "keep":
+                indices, rest = indices
+            state, metrics, bad_step = run_epoch(runner, state, data, indices, steps_key)
+            if rest is not None and rest.shape[0] > 0 and bad_step < 0:
+                state, rest_metrics, bad_step = run_epoch(
+                    runner, state, data, rest[None], jax.random.fold_in(steps_key, 1)
+                )
+                metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, rest_metrics)
+            row = {"epoch": epoch}
+            row.update(_epoch_means(metrics))
+            if bad_step >= 0:
+                history.append(row)
+                raise NonFiniteError(
+                    f"non-finite loss, gradient or parameters at step {bad_step + 1} (epoch "
+                    f"{epoch}); training stopped and the returned state is the last finite one — "
+                    "lower the learning rate, check the data for NaN/inf, or clip gradients",
+                    state=state,
+                    epoch=epoch,
+                    history=history,
+                )
+            if eval_fn is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
+                results = (
+                    eval_fn(state.params, state.model_state)
+                    if with_state
+                    else eval_fn(state.params)
+                )
+                row.update({k: float(v) for k, v in results.items()})
+            row["time_s"] = time.perf_counter() - start
+            history.append(row)
+            if "loss" in row:
+                bar.set_postfix(loss=f"{row['loss']:.4g}")
+            if checkpointer is not None:
+                checkpointer.save(epoch, state, history)
+            reasons = [hook.on_epoch_end(epoch, dict(row), state) for hook in hooks]
+            reasons = [r for r in reasons if r]
+            if reasons:
+                stopped_early = "; ".join(reasons)
+                break
+    finally:
+        bar.close()
+        if checkpointer is not None:
+            checkpointer.close()
+        for hook in hooks:
+            hook.on_train_end(history=list(history), stopped_early=stopped_early)
+    return FitResult(state=state, history=history, stopped_early=stopped_early)
+
+
+def _epoch_means(metrics: Metrics) -> dict[str, float]:
+    """Mean over the epoch's steps of every scalar metric, pulled to the host once."""
+    host = jax.device_get(metrics)
+    return {
+        name: float(np.mean(values))
+        for name, values in host.items()
+        if name != "finite" and np.ndim(values) == 1
+    }

@@ -1,0 +1,169 @@
+"""One update ``(state, batch, key) -> (state, metrics)`` and the scans that run many of them.
+
+A step's metrics carry ``finite``: whether the updated parameters (and ``aux``, ``model_state``)
+and the metrics are free of NaN/inf. Two scans run a sequence of steps:
+
+* :func:`scan_steps` applies every update and reports the first step that was not finite; it adds
+  nothing to the step but that one flag, so the epoch runs as fast as a bare ``lax.scan``;
+* :func:`guarded_scan` keeps the last finite state: a non-finite update is discarded, and so is
+  every later one (a ``jnp.where`` over the whole state per step).
+
+The epoch (:mod:`jaxae.training.epoch`) runs the first, and only when it reports a bad step runs
+the second from the same starting state (the steps are deterministic functions of their inputs),
+so a non-finite update never reaches the state that training returns, at no cost per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxae.training.state import TrainState, all_finite
+from jaxae.typing import Array, Metrics, PRNGKey
+
+__all__ = ["GradFn", "gradients_of_loss", "make_train_step", "scan_steps", "guarded_scan"]
+
+GradFn = Callable[..., Any]
+Step = Callable[[TrainState, Any, PRNGKey], tuple[TrainState, Metrics]]
+
+
+def gradients_of_loss(
+    loss_fn: Callable, *, has_aux: bool = False, model_state: bool = False
+) -> GradFn:
+    """Wraps a loss as a gradient function ``grad_fn(...) -> (grads, metrics)``.
+
+    Args:
+      loss_fn: ``(params, batch, key) -> loss`` (a scalar), or ``(loss, metrics)`` when
+        ``has_aux``. With ``model_state``: ``(params, model_state, batch, key) -> (loss,
+        new_model_state)``, or ``(loss, (new_model_state, metrics))`` when ``has_aux``.
+      has_aux: whether ``loss_fn`` returns metrics beside the loss.
+      model_state: whether ``loss_fn`` threads the model's mutable collections.
+
+    Returns:
+      ``(params, batch, key) -> (grads, metrics)``, or with ``model_state``
+      ``(params, model_state, batch, key) -> (grads, new_model_state, metrics)``;
+      ``metrics["loss"]`` is the loss.
+    """
+    if model_state:
+
+        def grad_with_state(params, state, batch, key):
+            def loss(p):
+                value, out = loss_fn(p, state, batch, key)
+                new_state, metrics = out if has_aux else (out, {})
+                return value, (new_state, metrics)
+
+            (value, (new_state, metrics)), grads = jax.value_and_grad(loss, has_aux=True)(params)
+            metrics = dict(metrics)
+            metrics["loss"] = value
+            return grads, new_state, metrics
+
+        return grad_with_state
+
+    def grad_fn(params, batch, key):
+        if has_aux:
+            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key)
+            metrics = dict(metrics)
+        else:
+            loss, grads = jax.value_and_grad(loss_fn)(params, batch, key)
+            metrics = {}
+        metrics["loss"] = loss
+        return grads, metrics
+
+    return grad_fn
+
+
+def make_train_step(
+    grad_fn: GradFn,
+    optimizer: optax.GradientTransformation,
+    *,
+    stateful: bool = False,
+    model_state: bool = False,
+) -> Step:
+    """One update ``(state, batch, key) -> (state, metrics)``, pure and ready for ``jax.jit``.
+
+    Args:
+      grad_fn: ``(params, batch, key) -> (grads, metrics)``; when ``stateful``,
+        ``(params, aux, batch, key) -> (grads, aux, metrics)``; with ``model_state``,
+        ``(params, model_state, batch, key) -> (grads, model_state, metrics)``.
+      optimizer: any Optax transformation; ``grads`` are those of a quantity to minimise.
+      stateful: whether ``grad_fn`` threads ``state.aux``.
+      model_state: whether ``grad_fn`` threads ``state.model_state``.
+
+    Returns:
+      The step. ``metrics["finite"]`` says whether the updated ``params``, ``aux`` and
+      ``model_state`` and the metrics are all finite (a non-finite gradient shows up in the
+      updated parameters unless the optimizer removes it, as ``optax.zero_nans`` does).
+    """
+    if stateful and model_state:
+        raise ValueError("make_train_step: stateful and model_state: pass at most one of them")
+
+    def step(state: TrainState, batch, key: PRNGKey):
+        aux, ms = state.aux, state.model_state
+        if stateful:
+            grads, aux, metrics = grad_fn(state.params, aux, batch, key)
+        elif model_state:
+            grads, ms, metrics = grad_fn(state.params, ms, batch, key)
+        else:
+            grads, metrics = grad_fn(state.params, batch, key)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = dict(metrics)
+        metrics["finite"] = all_finite((params, aux, ms, metrics))
+        return TrainState(params, opt_state, state.step + 1, aux, ms), metrics
+
+    return step
+
+
+def scan_steps(
+    step: Step, state: TrainState, xs: Any, batch_and_key: Callable
+) -> tuple[TrainState, Metrics, Array]:
+    """``lax.scan`` of ``step`` over ``xs`` (leading axis: steps), every update applied.
+
+    Args:
+      step: from :func:`make_train_step`.
+      state: the state before the first step.
+      xs: a PyTree whose leaves have one row per step.
+      batch_and_key: turns one step's slice of ``xs`` into the step's ``(batch, key)``.
+
+    Returns:
+      ``(state, metrics [n], first_bad)``: ``first_bad`` is the step count (``state.step``) at
+      the first update that was not finite, or -1. When it is not -1 the returned state is not
+      to be used: run :func:`guarded_scan` from the same ``state`` instead.
+    """
+
+    def body(state, x):
+        batch, step_key = batch_and_key(x)
+        return step(state, batch, step_key)
+
+    start = state.step
+    state, metrics = jax.lax.scan(body, state, xs)
+    finite = metrics["finite"]
+    first_bad = jnp.where(jnp.all(finite), -1, start + jnp.argmin(finite).astype(start.dtype))
+    return state, metrics, first_bad
+
+
+def guarded_scan(
+    step: Step, state: TrainState, xs: Any, batch_and_key: Callable
+) -> tuple[TrainState, Metrics, Array]:
+    """:func:`scan_steps` that keeps the last finite state.
+
+    A step whose update is not finite is discarded, and so is every later step of the scan, so
+    the returned state is the last finite one. Returns ``(state, metrics [n], first_bad)`` as
+    :func:`scan_steps` does.
+    """
+
+    def body(carry, x):
+        state, bad_step = carry
+        batch, step_key = batch_and_key(x)
+        new_state, metrics = step(state, batch, step_key)
+        ok = metrics["finite"] & (bad_step < 0)
+        state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, state)
+        bad_step = jnp.where((bad_step < 0) & ~metrics["finite"], state.step, bad_step)
+        return (state, bad_step), metrics
+
+    (state, bad_step), metrics = jax.lax.scan(body, (state, jnp.array(-1, jnp.int32)), xs)
+    return state, metrics, bad_step
