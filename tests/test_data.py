@@ -11,7 +11,6 @@ import sys
 import urllib.request
 import zipfile
 
-import jax
 import numpy as np
 import pytest
 
