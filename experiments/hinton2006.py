@@ -24,7 +24,8 @@ import optax
 import jaxae
 from jaxae.chunked import chunked_mean
 from jaxae.experiment import Run, load_mnist_splits, parse, pyplot
-from jaxae.models.deep import PretrainConfig, greedy_pretrain, propagate, unroll
+from jaxae.models.deep import unroll
+from jaxae.recipes import RBMConfig, encode_layers, pretrain_rbm_stack
 
 PAPER = "Hinton & Salakhutdinov 2006, Science, Fig. 2 / text"
 
@@ -131,10 +132,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     key, pretrain_key, finetune_key, random_key, key_2d = jax.random.split(key, 5)
     random_init_key, random_finetune_key = jax.random.split(random_key)
-    pretrain = PretrainConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
+    pretrain = RBMConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
     start = time.perf_counter()
-    stack = greedy_pretrain(
-        x_train, config.sizes, key=pretrain_key, config=pretrain, progress=progress
+    stack = pretrain_rbm_stack(
+        x_train, config.sizes, key=pretrain_key, configs=pretrain, progress=progress
     )
     pretrain_s = time.perf_counter() - start
     model, params = unroll(stack)
@@ -216,10 +217,10 @@ def codes_2d(run: Run, stack, x_train, x_eval, y_eval, *, config, key, progress,
     layers again); only the 250-2 top layer is new.
     """
     pretrain_key, finetune_key = jax.random.split(key)
-    below = propagate(stack[:-1], x_train)
-    pretrain = PretrainConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
-    top = greedy_pretrain(
-        below, (below.shape[1], 2), key=pretrain_key, config=pretrain, progress=progress
+    below = encode_layers(stack[:-1], x_train)
+    pretrain = RBMConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
+    top = pretrain_rbm_stack(
+        below, (below.shape[1], 2), key=pretrain_key, configs=pretrain, progress=progress
     )
     model, params = unroll(list(stack[:-1]) + top)
     tuned = finetune(

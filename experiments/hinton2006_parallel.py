@@ -23,9 +23,10 @@ experiments/hinton2006_parallel.py --distributed --devices 0"``. With ``--distri
    ``coordinator_address``, ``num_processes``, ``process_id``, or set ``JAX_COORDINATOR_ADDRESS``
    for SLURM/Open MPI detection). For one process it does nothing.
 2. ``parallel.data_mesh()`` (``--devices 0``: all devices) spans every chip of every host.
-3. Pretraining: ``greedy_pretrain`` has no mesh argument yet, so every host pretrains the stack on
-   the full training set with the same seed, and ``multihost_utils.broadcast_one_to_all`` makes
-   sure every host starts fine-tuning from process 0's parameters.
+3. Pretraining: ``pretrain_rbm_stack`` passes ``mesh=`` on to ``fit`` like every recipe; this
+   script keeps pretraining on one device per host (the full training set, the same seed), as
+   its recorded runs did, and ``multihost_utils.broadcast_one_to_all`` makes sure every host
+   starts fine-tuning from process 0's parameters.
 4. Fine-tuning data: each host keeps only its own rows, ``x[parallel.process_slice(n)]`` (equal
    shares by ``jax.process_index()`` of ``jax.process_count()``), and
    ``parallel.global_data(rows, mesh)`` (``jax.make_array_from_process_local_data``) assembles
@@ -53,7 +54,8 @@ import jaxae
 from jaxae import experiment, parallel
 from jaxae.chunked import chunked_mean
 from jaxae.experiment import Run, apply_overrides, parse_args
-from jaxae.models.deep import PretrainConfig, greedy_pretrain, unroll
+from jaxae.models.deep import unroll
+from jaxae.recipes import RBMConfig, pretrain_rbm_stack
 
 PAPER = "Hinton & Salakhutdinov 2006, Science, Fig. 2 / text"
 
@@ -147,8 +149,8 @@ def finetune_data_parallel(
 
 def pretrained_autoencoder(x_train, config: Config, *, key, progress: bool = False):
     """The unrolled autoencoder of a greedily pretrained RBM stack, the same on every host."""
-    pretrain = PretrainConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
-    stack = greedy_pretrain(x_train, config.sizes, key=key, config=pretrain, progress=progress)
+    pretrain = RBMConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
+    stack = pretrain_rbm_stack(x_train, config.sizes, key=key, configs=pretrain, progress=progress)
     model, params = unroll(stack)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils

@@ -73,7 +73,8 @@ import jaxae
 from jaxae import retrieval
 from jaxae.chunked import chunked_map
 from jaxae.experiment import Run, load_mnist_splits, parse, pyplot
-from jaxae.models.deep import PretrainConfig, greedy_pretrain, propagate, unroll
+from jaxae.models.deep import unroll
+from jaxae.recipes import RBMConfig, encode_layers, pretrain_rbm_stack
 
 KS = (10, 100, 1000)  # the reported precision@k cut-offs
 CURVE_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -160,29 +161,29 @@ def pretrain_stacks(x_train, config: Config, *, key, progress: bool) -> dict[str
             raise SystemExit(f"sizes {sizes}: expected {prefix} + (hidden, code) to share layers")
     if config.real_sizes[-2] != config.short_sizes[-2]:
         raise SystemExit("real_sizes and short_sizes must share the layer below the code")
-    recipe = PretrainConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
+    recipe = RBMConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
     keys = iter(jax.random.split(key, 5))
-    bottom = greedy_pretrain(
-        x_train, prefix, key=next(keys), config=recipe, top_hidden="bernoulli", progress=progress
+    bottom = pretrain_rbm_stack(
+        x_train, prefix, key=next(keys), configs=recipe, top_hidden="bernoulli", progress=progress
     )
-    below_long = propagate(bottom, x_train)
+    below_long = encode_layers(bottom, x_train)
     hidden_size = config.short_sizes[-2]
-    middle = greedy_pretrain(
+    middle = pretrain_rbm_stack(
         below_long,
         (prefix[-1], hidden_size),
         key=next(keys),
-        config=recipe,
+        configs=recipe,
         top_hidden="bernoulli",
         progress=progress,
     )
-    below_code = propagate(middle, below_long)
+    below_code = encode_layers(middle, below_long)
 
     def top(x, size, hidden):
-        return greedy_pretrain(
+        return pretrain_rbm_stack(
             x,
             (x.shape[1], size),
             key=next(keys),
-            config=recipe,
+            configs=recipe,
             top_hidden=hidden,
             progress=progress,
         )
@@ -285,7 +286,9 @@ def main(argv: list[str] | None = None) -> dict:
     pca = jaxae.fit_pca(x_fit, 30)
     short_bits, long_bits = config.short_sizes[-1], config.long_sizes[-1]
     packed = {
-        kind: tuple(np.asarray(retrieval.pack_bits(retrieval.binarize(c))) for c in codes[kind])
+        kind: tuple(
+            np.asarray(retrieval.pack_bits(retrieval.threshold_codes(c))) for c in codes[kind]
+        )
         for kind in ("short", "long")
     }
     methods = {  # name -> (database, queries, metric)

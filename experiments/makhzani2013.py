@@ -23,8 +23,9 @@ import optax
 
 import jaxae
 from jaxae import experiment
+from jaxae.chunked import chunked_map
 from jaxae.experiment import Run, load_mnist_splits, parse
-from jaxae.models.stacked import LayerConfig, reconstruct_layer
+from jaxae.recipes import AutoencoderConfig, reconstruct_layer
 
 # The 1.35 % of the unsupervised (logistic regression) row is the number as commonly cited for
 # 1000 hidden units, k = 25; it could not be re-checked against the paper's table here.
@@ -67,8 +68,8 @@ QUICK = dataclasses.replace(
 )
 
 
-def k_sparse_config(config: Config) -> LayerConfig:
-    return LayerConfig(
+def k_sparse_config(config: Config) -> AutoencoderConfig:
+    return AutoencoderConfig(
         activation="linear",
         loss="squared_error",
         output_activation="linear",
@@ -78,7 +79,7 @@ def k_sparse_config(config: Config) -> LayerConfig:
         k_alpha=config.alpha,
         epochs=config.pretrain_epochs,
         batch_size=config.batch_size,
-        learning_rate=config.pretrain_lr,
+        optimizer=optax.adam(config.pretrain_lr),
     )
 
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     key = jax.random.key(args.seed)
     pretrain_key, classifier_key, finetune_key, noise_key = jax.random.split(key, 4)
-    layers = jaxae.greedy_layerwise_pretrain(
+    layers = jaxae.pretrain_stack(
         data.x_train,
         (784, config.hidden),
         k_sparse_config(config),
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
             paper_source="Makhzani & Frey 2014 report a fine-tuned result; value not re-checked",
         )
 
-    features = jaxae.features_of(model, params, data.x_eval[:1000])
+    features = chunked_map(model.features, data.x_eval[:1000], args=(params,))
     run.record(
         label,
         "active units per example (α·k rule)",

@@ -22,11 +22,12 @@ import dataclasses
 
 import jax
 import numpy as np
+import optax
 
 import jaxae
 from jaxae import experiment
 from jaxae.experiment import Run, load_mnist_splits, parse
-from jaxae.models.stacked import LayerConfig, reconstruct_layer
+from jaxae.recipes import AutoencoderConfig, reconstruct_layer
 
 PAPER = "Rifai et al. 2011, ICML, Table 2 (MNIST), as cited in issue 5"
 PAPER_ERRORS = {"ae": 1.78, "dae-g": 1.18, "cae": 1.14}
@@ -70,23 +71,25 @@ QUICK = dataclasses.replace(
 )
 
 
-def layer_configs(config: Config) -> dict[str, LayerConfig]:
+def layer_configs(config: Config) -> dict[str, AutoencoderConfig]:
     """One layer recipe per model: the kinds differ only in the regularizer switched on."""
     common = dict(
         epochs=config.pretrain_epochs,
         batch_size=config.batch_size,
-        learning_rate=config.pretrain_lr,
+        optimizer=optax.adam(config.pretrain_lr),
     )
     return {
-        "ae": LayerConfig(weight_decay=config.ae_weight_decay, **common),
-        "dae-g": LayerConfig(corruption="gaussian", corruption_level=config.dae_stddev, **common),
-        "cae": LayerConfig(contractive_weight=config.cae_weight, **common),
-        "sparse": LayerConfig(
+        "ae": AutoencoderConfig(weight_decay=config.ae_weight_decay, **common),
+        "dae-g": AutoencoderConfig(
+            corruption="gaussian", corruption_level=config.dae_stddev, **common
+        ),
+        "cae": AutoencoderConfig(contractive_weight=config.cae_weight, **common),
+        "sparse": AutoencoderConfig(
             sparsity_target=config.sparsity_target,
             sparsity_weight=config.sparsity_weight,
             **common,
         ),
-        "k-sparse": LayerConfig(
+        "k-sparse": AutoencoderConfig(
             activation="linear",
             loss="squared_error",
             output_activation="linear",

@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-
 import jaxae
-from experiments.runner import Run, apply_overrides, parse_args
 from jaxae.data import moving_mnist as mm
+from jaxae.experiment import Run, parse
 from jaxae.models import frame_baselines as fb
 from jaxae.models.lstm import LSTMSequenceModel, future_targets, reconstruction_targets
 
@@ -174,8 +170,7 @@ def baselines(config: Config, x_val: np.ndarray, x_test: np.ndarray) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(__doc__.splitlines()[0], argv)
-    config = apply_overrides(QUICK if args.quick else Config(), args.set)
+    args, config = parse(__file__, __doc__, argv, config=Config(), quick=QUICK)
     run = Run("srivastava2015", args, config)
     progress = not args.no_progress
     key = jax.random.key(args.seed)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import optax
 
 from jaxae import experiment
 from jaxae.experiment import Run, load_mnist_splits, parse
-from jaxae.models.stacked import LayerConfig, reconstruct_layer
+from jaxae.recipes import AutoencoderConfig, RBMConfig, rbm_optimizer, reconstruct_layer
 
 PAPER = "Vincent et al. 2010, JMLR 11, Table 3 (MNIST)"
 PAPER_ERRORS = {"sdae": 1.28, "sae": 1.40, "dbn": 1.24}
@@ -58,17 +59,21 @@ QUICK = dataclasses.replace(
 )
 
 
-def layer_configs(config: Config) -> dict[str, LayerConfig]:
+def layer_configs(config: Config, num_examples: int) -> dict:
+    """One layer recipe per model; the DBN's RBMs switch momentum 0.5 -> 0.9 after 5 epochs."""
     common = dict(epochs=config.pretrain_epochs, batch_size=config.batch_size)
+    adam = optax.adam(config.pretrain_lr)
+    rbm_sgd = rbm_optimizer(
+        config.rbm_lr,
+        weight_decay=2e-4,
+        momentum_switch_step=5 * (num_examples // config.batch_size),
+    )
     return {
-        "sdae": LayerConfig(
-            corruption="masking",
-            corruption_level=config.masking_rate,
-            learning_rate=config.pretrain_lr,
-            **common,
+        "sdae": AutoencoderConfig(
+            corruption="masking", corruption_level=config.masking_rate, optimizer=adam, **common
         ),
-        "sae": LayerConfig(learning_rate=config.pretrain_lr, **common),
-        "dbn": LayerConfig(kind="rbm", learning_rate=config.rbm_lr, weight_decay=2e-4, **common),
+        "sae": AutoencoderConfig(optimizer=adam, **common),
+        "dbn": RBMConfig(optimizer=rbm_sgd, **common),
     }
 
 
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     progress = not args.no_progress
     data = load_mnist_splits(args.validation, config.train_examples, config.eval_examples)
     run.log.info("train %s, %s %s", data.x_train.shape, data.name, data.x_eval.shape)
-    recipes = layer_configs(config)
+    recipes = layer_configs(config, len(data.x_train))
     models = list(config.models)
     unknown = sorted(set(models) - set(PAPER_ERRORS))
     if unknown:

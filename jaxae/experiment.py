@@ -441,9 +441,7 @@ def pretrain_and_finetune(
     import jaxae
 
     pretrain_key, finetune_key = jax.random.split(key)
-    layers = jaxae.greedy_layerwise_pretrain(
-        data.x_train, sizes, configs, key=pretrain_key, progress=progress
-    )
+    layers = jaxae.pretrain_stack(data.x_train, sizes, configs, key=pretrain_key, progress=progress)
     model, params = jaxae.stack_encoders(layers, n_classes=10)
     steps = finetune_epochs * (len(data.x_train) // finetune_batch_size)
     tuned, _ = jaxae.finetune_classifier(

@@ -67,5 +67,3 @@ def test_batch_indices_error_mode(key):
 def test_batch_indices_bad_arguments(key, num_examples, batch_size, remainder, match):
     with pytest.raises(ValueError, match=match):
         training.batch_indices(key, num_examples, batch_size, remainder=remainder)
-
-

@@ -107,3 +107,14 @@ def test_moving_mnist_split_views():
 def test_load_rejects_unknown_split():
     with pytest.raises(ValueError, match="split"):
         mm.load("valid")
+
+
+def test_load_by_name_goes_through_the_registry(monkeypatch):
+    from jaxae import data
+    from jaxae.data import moving_mnist as mm
+
+    assert "moving_mnist" in data.names()
+    calls = []
+    monkeypatch.setattr(mm, "load", lambda split, **kw: calls.append((split, kw)) or "sequences")
+    assert data.load("moving_mnist", "test[:3]", download=False) == "sequences"
+    assert calls == [("test[:3]", {"data_dir": None, "download": False})]

@@ -62,6 +62,7 @@ from jaxae.validation import check_array, check_positive_int
 
 __all__ = [
     "MovingMnist",
+    "MovingMnistSource",
     "Trajectories",
     "bouncing_trajectories",
     "cached_sequences",
@@ -422,3 +423,28 @@ def load(
         frames = frames[:stop]
     frames.setflags(write=False)
     return MovingMnist(frames=frames, num_input=num_input, split=split)
+
+
+@dataclasses.dataclass(frozen=True)
+class MovingMnistSource:
+    """The registry's entry for ``"moving_mnist"`` (:mod:`jaxae.data.registry`).
+
+    ``fetch`` makes sure the MNIST digits are there (sequences are generated from them on first
+    use and cached with their checksum); ``load`` is :func:`load` with the default frame
+    settings — call :func:`load` itself for other frame sizes, digit counts or lengths.
+    """
+
+    def fetch(self, name: str, data_dir: str | os.PathLike | None) -> list[pathlib.Path]:
+        del name
+        from jaxae import data
+
+        return data.fetch("mnist", data_dir=data_dir)
+
+    def load(
+        self, name: str, split: str, *, data_dir: str | os.PathLike | None, download: bool
+    ) -> MovingMnist:
+        del name
+        return load(split, data_dir=data_dir, download=download)
+
+
+SOURCE = MovingMnistSource()

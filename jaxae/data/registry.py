@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 
-from jaxae.data import corpora, digits, fashion_mnist, mnist, tfds
+from jaxae.data import corpora, digits, fashion_mnist, mnist, moving_mnist, tfds
 from jaxae.data.containers import Dataset, TextCorpus
 from jaxae.data.sources import Source
 
@@ -21,6 +21,7 @@ SOURCES: dict[str, Source] = {
     "mnist": mnist.SOURCE,
     "fashion_mnist": fashion_mnist.SOURCE,
     "digits": digits.SOURCE,
+    "moving_mnist": moving_mnist.SOURCE,
     tfds.PREFIX: tfds.SOURCE,
     **corpora.SOURCES,
 }
@@ -72,7 +73,8 @@ def load(
     """Loads one split of a dataset, verifying (and if needed downloading) its files.
 
     Args:
-      name: ``"mnist"``, ``"fashion_mnist"``, ``"digits"`` or ``"tfds:<name>"`` (images), or
+      name: ``"mnist"``, ``"fashion_mnist"``, ``"digits"`` or ``"tfds:<name>"`` (images),
+        ``"moving_mnist"`` (a :class:`~jaxae.data.moving_mnist.MovingMnist` of sequences), or
         ``"20newsgroups"``, ``"reuters_r8"``, ``"reuters_r52"`` (text); see the module docstring
         of :mod:`jaxae.data` for sources, pixel scaling and preprocessing.
       split: ``"train"``, ``"test"``, or a slice like ``"train[50000:]"`` (integers, optional
