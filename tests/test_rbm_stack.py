@@ -151,3 +151,15 @@ def test_the_default_recipe_is_one_cached_optimizer_per_layer_kind():
     )
     cd = jaxae.recipes.ContrastiveDivergence(spec, 1)
     assert cd == jaxae.recipes.ContrastiveDivergence(spec, 1) and hash(cd)  # jit cache key
+
+
+def test_rbm_optimizer_handles_learned_visible_variances():
+    """Weight decay on w only and the shared rate for log_var, as for the other biases."""
+    spec = rbm.RBMSpec(4, 3, visible="gaussian_learned_var", hidden="nrelu")
+    params = rbm.init_rbm(jax.random.key(0), spec)
+    ones = jax.tree.map(jnp.ones_like, params)
+    opt = rbm_optimizer(0.1, weight_decay=0.5, hidden_bias_learning_rate=0.01)
+    updates, _ = jax.jit(opt.update)(ones, opt.init(params), params)
+    np.testing.assert_allclose(updates.log_var, -0.1 * np.ones(4), rtol=1e-6)
+    np.testing.assert_allclose(updates.b_hidden, -0.01 * np.ones(3), rtol=1e-6)
+    np.testing.assert_allclose(updates.w, -0.1 * (1 + 0.5 * params.w), rtol=1e-5)

@@ -116,9 +116,8 @@ def rbm_optimizer(
         [optax.constant_schedule(momentum_start), optax.constant_schedule(momentum_final)],
         [momentum_switch_step],
     )
-    decay_mask = rbm.RBMParams(w=True, b_visible=False, b_hidden=False)
     shared = optax.chain(
-        optax.add_decayed_weights(weight_decay, mask=decay_mask),
+        optax.add_decayed_weights(weight_decay, mask=_weights_only),
         optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate, momentum=momentum),
     )
     if hidden_bias_learning_rate is None:
@@ -126,8 +125,17 @@ def rbm_optimizer(
     hidden_bias = optax.inject_hyperparams(optax.sgd)(
         learning_rate=hidden_bias_learning_rate, momentum=momentum
     )
-    labels = rbm.RBMParams(w="shared", b_visible="shared", b_hidden="hidden_bias")
-    return optax.multi_transform({"shared": shared, "hidden_bias": hidden_bias}, labels)
+    return optax.multi_transform({"shared": shared, "hidden_bias": hidden_bias}, _bias_labels)
+
+
+# Masks and labels are functions of the parameters, so an RBM with learned visible variances
+# (``RBMParams.log_var`` set) gets the same treatment: decay on ``w`` only, the shared rate.
+def _weights_only(params: rbm.RBMParams) -> rbm.RBMParams:
+    return jax.tree.map(lambda _: False, params)._replace(w=True)
+
+
+def _bias_labels(params: rbm.RBMParams) -> rbm.RBMParams:
+    return jax.tree.map(lambda _: "shared", params)._replace(b_hidden="hidden_bias")
 
 
 def hinton_rbm_optimizer(spec: rbm.RBMSpec, steps_per_epoch: int) -> optax.GradientTransformation:
