@@ -58,8 +58,9 @@ import jaxae
 from jaxae import retrieval, text
 from jaxae.chunked import chunked_map
 from jaxae.experiment import Run, parse, pyplot
-from jaxae.models.deep import PretrainConfig, greedy_pretrain, propagate, unroll
+from jaxae.models.deep import unroll
 from jaxae.models.mlp import ACTIVATIONS
+from jaxae.recipes import RBMConfig, encode_layers, pretrain_rbm_stack, rbm_optimizer
 
 PAPER = "Salakhutdinov & Hinton 2009, Int. J. Approx. Reasoning, Fig. 6 (20-newsgroups)"
 RECALL_LEVELS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -78,7 +79,7 @@ class Config:
     pretrain_lr: float = 0.01  # the count layer's weights
     pretrain_upper_lr: float = 0.1  # the Bernoulli layers above (Hinton & Salakhutdinov's rate)
     # The count layer's hidden-bias gradient grows with D: without its own small rate the hidden
-    # units encode the document length (see PretrainConfig.softmax_hidden_bias_learning_rate).
+    # units encode the document length (rbm_optimizer's hidden_bias_learning_rate).
     pretrain_hidden_bias_lr: float = 1e-5
     finetune_epochs: int = 20
     finetune_batch_size: int = 100
@@ -178,19 +179,30 @@ def word_distribution_cross_entropy(logits, counts):
     return jaxae.softmax_cross_entropy(logits, counts / counts.sum(axis=1, keepdims=True))
 
 
-def pretrain_count_layer(x_train, n_hidden: int, config: Config, *, key, progress: bool):
-    """The replicated-softmax RBM on the word counts: the bottom of every model here."""
-    recipe = PretrainConfig(
+def rbm_config(config: Config, n: int, learning_rate: float, **kwargs) -> RBMConfig:
+    """Hinton & Salakhutdinov's recipe (weight decay 2e-4 on the weights, momentum 0.5 -> 0.9
+    after 5 epochs) at ``learning_rate``, for a layer trained on ``n`` examples."""
+    steps_per_epoch = n // config.pretrain_batch_size
+    return RBMConfig(
         epochs=config.pretrain_epochs,
         batch_size=config.pretrain_batch_size,
-        learning_rate=config.pretrain_lr,
-        softmax_hidden_bias_learning_rate=config.pretrain_hidden_bias_lr,
+        optimizer=rbm_optimizer(learning_rate, momentum_switch_step=5 * steps_per_epoch, **kwargs),
     )
-    return greedy_pretrain(
+
+
+def pretrain_count_layer(x_train, n_hidden: int, config: Config, *, key, progress: bool):
+    """The replicated-softmax RBM on the word counts: the bottom of every model here."""
+    recipe = rbm_config(
+        config,
+        len(x_train),
+        config.pretrain_lr,
+        hidden_bias_learning_rate=config.pretrain_hidden_bias_lr,
+    )
+    return pretrain_rbm_stack(
         x_train,
         (x_train.shape[1], n_hidden),
         key=key,
-        config=recipe,
+        configs=recipe,
         visible="softmax",
         top_hidden="bernoulli",
         progress=progress,
@@ -231,16 +243,17 @@ def train_codes(
     stack = [bottom]
     # The count layer and the Bernoulli layers above need different rates: separate calls.
     if len(sizes) > 2:
-        recipe = PretrainConfig(
-            epochs=config.pretrain_epochs,
-            batch_size=config.pretrain_batch_size,
-            learning_rate=config.pretrain_upper_lr,
-        )
-        stack += greedy_pretrain(
-            propagate(stack, x_train),
+        n_layers = len(sizes) - 2
+        recipes = [rbm_config(config, len(x_train), config.pretrain_upper_lr)] * n_layers
+        if code_units == "gaussian":  # linear code units: the paper's recipe (rate 0.001)
+            recipes[-1] = RBMConfig(
+                epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size
+            )
+        stack += pretrain_rbm_stack(
+            np.asarray(encode_layers(stack, x_train)),
             sizes[1:],
             key=upper_key,
-            config=recipe,
+            configs=recipes,
             top_hidden=code_units,
             progress=progress,
         )
@@ -374,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
     planes = retrieval.random_hyperplanes(lsh_key, tfidf_train.shape[1], bits)
 
     def packed(x, threshold):
-        return retrieval.pack_bits(retrieval.binarize(x, threshold=threshold))
+        return retrieval.pack_bits(retrieval.threshold_codes(x, threshold=threshold))
 
     curves: dict[str, np.ndarray] = {}
     methods = [
@@ -414,8 +427,8 @@ def main(argv: list[str] | None = None) -> dict:
     hamming_ball(
         run,
         "binarised LSA-20, Hamming ball",
-        retrieval.binarize(text.lsa_encode(lsa20, tfidf_train), threshold=0.0),
-        retrieval.binarize(text.lsa_encode(lsa20, tfidf_test), threshold=0.0),
+        retrieval.threshold_codes(text.lsa_encode(lsa20, tfidf_train), threshold=0.0),
+        retrieval.threshold_codes(text.lsa_encode(lsa20, tfidf_test), threshold=0.0),
         y_train,
         y_test,
         config.radii,
@@ -438,8 +451,8 @@ def main(argv: list[str] | None = None) -> dict:
         hamming_ball(
             run,
             f"deep AE {n_bits}-bit, Hamming ball",
-            retrieval.binarize(address_train),
-            retrieval.binarize(address_test),
+            retrieval.threshold_codes(address_train),
+            retrieval.threshold_codes(address_test),
             y_train,
             y_test,
             config.radii,

@@ -262,7 +262,7 @@ def evaluate(
     if isinstance(model, TwoStochasticLayerVAE):
         # Per stochastic layer; h2's posterior mean is taken at h1's posterior mean.
         run.record(label, f"active units, h1 (of {means.shape[1]})", units, split=split)
-        top, _ = jax.jit(model.encode_top)(params, jnp.asarray(means))
+        top, _ = jax.jit(model.posterior_top)(params, jnp.asarray(means))
         top_units = int(variational.active_units(top))
         run.record(label, f"active units, h2 (of {top.shape[1]})", top_units, split=split)
     else:
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
     x_train, grey_eval, y_eval, split = data.x_train, data.x_eval, data.y_eval, data.name
     key, binarize_key = jax.random.split(key)
     # The evaluation images are binarised once, so every model is scored on the same binary set.
-    x_eval = np.asarray(variational.binarize(binarize_key, grey_eval))
+    x_eval = np.asarray(variational.sample_binary(binarize_key, grey_eval))
     run.log.info("train %s (dynamically binarised), %s %s", x_train.shape, split, x_eval.shape)
 
     trained = {}
@@ -380,7 +380,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _probabilities(model, params, z) -> np.ndarray:
-    return np.asarray(jax.nn.sigmoid(jax.jit(model.decode)(params, jnp.asarray(z))))
+    # decode returns the Bernoulli means (pixel probabilities); logits only with logits=True.
+    return np.asarray(jax.jit(model.decode)(params, jnp.asarray(z)))
 
 
 def plot_samples(run: Run, model, params, key, *, title: str, rows: int = 8) -> None:
@@ -389,7 +390,7 @@ def plot_samples(run: Run, model, params, key, *, title: str, rows: int = 8) -> 
     z = jax.random.normal(key, (rows * rows, model.latent_size))
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.imshow(tile_images(_probabilities(model, params, z), rows, rows), cmap="gray")
-    ax.set_title(f"{title}: sigmoid(decode(z)), z ~ N(0, I)")
+    ax.set_title(f"{title}: decode(z), z ~ N(0, I)")
     ax.axis("off")
     run.save_figure(fig, "samples.png")
 
@@ -397,7 +398,7 @@ def plot_samples(run: Run, model, params, key, *, title: str, rows: int = 8) -> 
 def plot_reconstructions(run: Run, model, params, grey, binary) -> None:
     """Test digits (grey, binarised) above the decoder's probabilities at the posterior mean."""
     plt = pyplot()
-    mean, _ = jax.jit(model.encode)(params, jnp.asarray(binary))
+    mean = jax.jit(model.encode)(params, jnp.asarray(binary))  # the posterior mean
     rows = {
         "test digit": grey,
         "binarised": binary,
@@ -418,9 +419,9 @@ def plot_interpolations(run: Run, model, params, grey, labels, steps: int = 10) 
     pairs = [(0, 1), (3, 8), (4, 9), (5, 6)]
     firsts = [int(np.flatnonzero(labels == a)[0]) for a, _ in pairs]
     seconds = [int(np.flatnonzero(labels == b)[0]) for _, b in pairs]
-    encode = jax.jit(model.encode)
-    start, _ = encode(params, jnp.asarray(grey[firsts]))
-    end, _ = encode(params, jnp.asarray(grey[seconds]))
+    encode = jax.jit(model.encode)  # the posterior mean
+    start = encode(params, jnp.asarray(grey[firsts]))
+    end = encode(params, jnp.asarray(grey[seconds]))
     t = jnp.linspace(0.0, 1.0, steps)
     z = (1 - t)[None, :, None] * start[:, None, :] + t[None, :, None] * end[:, None, :]
     images = _probabilities(model, params, z.reshape(-1, model.latent_size))
