@@ -21,9 +21,9 @@ SOURCES: dict[str, Source] = {
     "mnist": mnist.SOURCE,
     "fashion_mnist": fashion_mnist.SOURCE,
     "digits": digits.SOURCE,
-    "moving_mnist": moving_mnist.SOURCE,
     tfds.PREFIX: tfds.SOURCE,
     **corpora.SOURCES,
+    "moving_mnist": moving_mnist.SOURCE,
 }
 
 
