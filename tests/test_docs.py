@@ -31,7 +31,6 @@ def test_every_module_page_is_in_the_nav():
 @pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
     """A docstring naming a missing object (:func:`gone`) or a broken link fails the build."""
-    pytest.importorskip("mkdocstrings_handlers.python")
     site = tmp_path / "site"
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
