@@ -52,6 +52,7 @@ ROW_KEYS = (
     "seed",
     "command",
 )
+"""The keys of a result row, in the order RESULTS.md shows them."""
 MODES = ("quick", "full")
 
 

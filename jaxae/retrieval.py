@@ -402,8 +402,10 @@ def shortlist_rerank(
     For one query's candidates from a :func:`hamming_ball_lookup`, use :func:`rerank`.
 
     Args:
-      query_short, database_short: uint32 ``[q, w_s]`` and ``[n, w_s]`` packed short codes.
-      query_long, database_long: uint32 ``[q, w_l]`` and ``[n, w_l]`` packed long codes.
+      query_short: uint32 ``[q, w_s]`` packed short codes of the queries.
+      database_short: uint32 ``[n, w_s]`` packed short codes of the database.
+      query_long: uint32 ``[q, w_l]`` packed long codes of the queries.
+      database_long: uint32 ``[n, w_l]`` packed long codes of the database.
       short_bits: bits in the short code (the largest short-code distance).
       shortlist: candidates kept per query, ``k <= shortlist <= n``.
       k: items returned per query.
@@ -449,7 +451,10 @@ def two_stage_distance(
     shortlist by the short codes (what a mean average precision over the whole database needs).
 
     Args:
-      query_short, query_long, database_short, database_long: as for :func:`shortlist_rerank`.
+      query_short: as for :func:`shortlist_rerank`.
+      query_long: as for :func:`shortlist_rerank`.
+      database_short: as for :func:`shortlist_rerank`.
+      database_long: as for :func:`shortlist_rerank`.
       short_bits: bits in the short code.
       shortlist: candidates reranked per query.
 
@@ -648,7 +653,7 @@ def noisy_code_loss(
     ``reconstruction_loss(model.decode(params, code, logits=True), x)``. With ``noise`` drawn
     once per training example and kept for every epoch ("deterministic noise"), the decoder can
     only undo it if the logistic code units move into their flat tails, which makes the codes
-    nearly binary before :func:`binarize` thresholds them. Unreduced over the batch: take the
+    nearly binary before :func:`threshold_codes` thresholds them. Unreduced over the batch: take the
     mean (or a weighted sum) for a training loss.
 
     Args:
@@ -885,12 +890,17 @@ def evaluate_two_stage(
     :func:`two_stage_distance` (short codes shortlist, long codes rerank).
 
     Args:
-      query_short, query_long, database_short, database_long: as for :func:`shortlist_rerank`.
+      query_short: as for :func:`shortlist_rerank`.
+      query_long: as for :func:`shortlist_rerank`.
+      database_short: as for :func:`shortlist_rerank`.
+      database_long: as for :func:`shortlist_rerank`.
       query_labels: int ``[q]``.
       database_labels: int ``[n]``.
       short_bits: bits in the short code.
       shortlist: candidates reranked per query, at most ``n``.
-      recall_levels, ks, batch_size: as for :func:`evaluate_retrieval`.
+      recall_levels: as for :func:`evaluate_retrieval`.
+      ks: as for :func:`evaluate_retrieval`.
+      batch_size: as for :func:`evaluate_retrieval`.
 
     Returns:
       :class:`RetrievalScores` with one row per query.

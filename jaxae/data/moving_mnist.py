@@ -289,7 +289,7 @@ class MovingMnist:
     Attributes:
       frames: uint8 ``[N, num_frames, H, W]``; a pixel's value is ``frames / 256``.
       num_input: the frames the models read (the rest are the future to predict).
-      split: the split given to :func:`load`.
+      split: the split given to :func:`jaxae.data.load`.
     """
 
     frames: np.ndarray

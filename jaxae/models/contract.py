@@ -19,8 +19,8 @@ semantic hashing does). ``reconstruct(params, x, logits=...)`` is
 
 Variational autoencoders satisfy the same contract: their ``encode`` returns the posterior
 mean (a linear layer, so ``logits`` changes nothing) and their ``decode`` the Bernoulli mean;
-the posterior's ``(mean, log_variance)`` is :meth:`posterior`, which :mod:`jaxae.variational`
-uses.
+the posterior's ``(mean, log_variance)`` is :meth:`jaxae.MLPVAE.posterior`, which
+:mod:`jaxae.variational` uses.
 """
 
 from __future__ import annotations

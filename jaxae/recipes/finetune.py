@@ -230,7 +230,8 @@ def classification_error(
     """The fraction of examples whose arg-max class is wrong (0.0118 = 1.18 % error).
 
     Args:
-      model, params: the classifier.
+      model: the classifier.
+      params: its parameters.
       x: ``[n, sizes[0]]``.
       y: ``[n]`` integer labels.
 

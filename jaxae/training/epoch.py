@@ -1,8 +1,8 @@
 """One epoch on one device: a jitted ``lax.scan`` of the step over device-resident batches.
 
 An :class:`EpochRunner` is what :func:`jaxae.fit` drives, on one device (:func:`epoch_runner`)
-or data-parallel (:func:`jaxae.parallel.data_parallel_runner`): how to place the data and the
-state, and the epoch itself, ``(state, data, indices [steps, batch], key) -> (state, metrics
+or data-parallel (:func:`jaxae.training.parallel.data_parallel_runner`): how to place the data
+and the state, and the epoch itself, ``(state, data, indices [steps, batch], key) -> (state, metrics
 [steps], first_bad)``. :func:`run_epoch` runs it and, only when a step was not finite, runs the
 guarded epoch again from the same state (see :mod:`jaxae.training.step`).
 

@@ -693,8 +693,13 @@ def data_parallel_runner(
 
     Args:
       mesh: a 1-D mesh (:func:`resolve_mesh`).
-      optimizer, loss_fn, has_aux, grad_fn, stateful, model_state, example_keys: as for
-        :func:`data_parallel_step`.
+      optimizer: as for :func:`data_parallel_step`.
+      loss_fn: as for :func:`data_parallel_step`.
+      has_aux: as for :func:`data_parallel_step`.
+      grad_fn: as for :func:`data_parallel_step`.
+      stateful: as for :func:`data_parallel_step`.
+      model_state: as for :func:`data_parallel_step`.
+      example_keys: as for :func:`data_parallel_step`.
     """
     step = data_parallel_step(
         optimizer,
