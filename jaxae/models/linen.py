@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
 
-__all__ = ["LinenAutoencoder", "ReconstructionLoss"]
+__all__ = ["DenoisingLoss", "LinenAutoencoder", "ReconstructionLoss"]
 
 
 class _EncoderDecoder(nn.Module):
@@ -119,9 +119,11 @@ class LinenAutoencoder:
         keys = jax.random.split(key, len(self.rng_names)) if self.rng_names else []
         rngs = dict(zip(self.rng_names, keys, strict=True))
         mutable = list(model_state or {})
+        # mutable=[] would still return (out, {}): pass False for a module without state.
         out = self._module.apply(
-            variables, inputs, method=method, rngs=rngs, mutable=mutable, **self._mode(True)
-        )
+            variables, inputs, method=method, rngs=rngs, mutable=mutable or False,
+            **self._mode(True),
+        )  # fmt: skip
         if not mutable:
             return out, {}
         y, updates = out
@@ -172,6 +174,19 @@ class LinenAutoencoder:
         """Train mode: ``(reconstruction logits, new model_state)``; ``key`` drives dropout."""
         return self._apply(_reconstruct, params, model_state, jnp.asarray(x), train=True, key=key)
 
+    def apply_train(
+        self,
+        method: str | Callable,
+        params: Params,
+        model_state: dict[str, Any],
+        inputs: ArrayLike,
+        key: PRNGKey,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Train mode for any method of the module (a name, or ``fn(module, inputs, train)``):
+        ``(its output, new model_state)``; ``key`` drives dropout. For losses that need more
+        than ``decode(encode(x))``, e.g. a module with two codes."""
+        return self._apply(method, params, model_state, jnp.asarray(inputs), train=True, key=key)
+
     def loss(
         self, per_example_loss: Callable[[Array, Array], Array], *, logits: bool = True
     ) -> ReconstructionLoss:
@@ -183,6 +198,27 @@ class LinenAutoencoder:
           logits: hand ``per_example_loss`` the logits (True) or ``output_activation`` of them.
         """
         return ReconstructionLoss(self, per_example_loss, logits)
+
+    def denoising_loss(
+        self,
+        per_example_loss: Callable[[Array, Array], Array],
+        corruption: Callable[..., Array],
+        *,
+        logits: bool = True,
+        **corruption_kwargs: Any,
+    ) -> DenoisingLoss:
+        """``fit``'s loss for a denoising autoencoder: reconstruct the clean batch from a
+        corrupted copy, ``corruption(key, x, **corruption_kwargs)`` (a :mod:`jaxae.noise`
+        process, e.g. ``masking_noise, rate=0.25``), drawn afresh every step.
+
+        Equal arguments give equal loss objects, so repeated ``fit`` calls compile once.
+
+        References:
+          Vincent et al. (2010), JMLR 11, section 4.2 (the clean input is the target).
+        """
+        return DenoisingLoss(
+            self, per_example_loss, corruption, tuple(sorted(corruption_kwargs.items())), logits
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +233,26 @@ class ReconstructionLoss:
 
     def __call__(self, params, model_state, batch, key):
         out, new_state = self.model.reconstruct_train(params, model_state, batch, key)
+        if not self.logits:
+            out = self.model.output_activation(out)
+        return jnp.mean(self.per_example_loss(out, batch)), new_state
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoisingLoss:
+    """The batch mean of a per-example loss between the reconstruction of a corrupted batch and
+    the clean batch, in train mode (see :meth:`LinenAutoencoder.denoising_loss`)."""
+
+    model: LinenAutoencoder
+    per_example_loss: Callable[[Array, Array], Array]
+    corruption: Callable[..., Array]
+    corruption_kwargs: tuple[tuple[str, Any], ...] = ()
+    logits: bool = True
+
+    def __call__(self, params, model_state, batch, key):
+        noise_key, model_key = jax.random.split(key)
+        corrupted = self.corruption(noise_key, batch, **dict(self.corruption_kwargs))
+        out, new_state = self.model.reconstruct_train(params, model_state, corrupted, model_key)
         if not self.logits:
             out = self.model.output_activation(out)
         return jnp.mean(self.per_example_loss(out, batch)), new_state
