@@ -16,6 +16,7 @@ from jaxae import (
 )
 from jaxae.losses import sigmoid_cross_entropy, softmax_cross_entropy, squared_error
 from jaxae.models.contract import Autoencoder
+from jaxae.models.conv import CBIRAutoencoder, ConvAutoencoder, ConvDecoder, ConvEncoder
 from jaxae.models.deep import unroll
 from jaxae.models.linen import LinenAutoencoder
 from jaxae.models.lstm import LSTMSequenceModel
@@ -89,6 +90,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Autoencoder",
     "AutoencoderConfig",
+    "CBIRAutoencoder",
     "CSVLogger",
     "Callback",
     "EarlyStopping",
@@ -98,6 +100,9 @@ __all__ = [
     "WallTimeLimit",
     "chunked",
     "training",
+    "ConvAutoencoder",
+    "ConvDecoder",
+    "ConvEncoder",
     "ConvVAE",
     "FitResult",
     "MLPAutoencoder",
