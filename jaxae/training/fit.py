@@ -201,6 +201,7 @@ def fit(
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     check_positive_int(eval_every, "eval_every")
+    check_positive_int(max_checkpoints, "max_checkpoints")
     num_examples = _num_examples(data)
     _check_finite_data(data)
     # Validate the batch policy now, not in the middle of epoch 0.
@@ -230,25 +231,36 @@ def fit(
     state = runner.place_state(init_train_state(params, optimizer, aux, model_state))
     history: list[dict[str, float]] = []
 
-    checkpointer = Checkpointer(checkpoint_dir, max_checkpoints) if checkpoint_dir else None
-    first_epoch = 0
-    if checkpointer is not None and checkpointer.latest_epoch() is not None:
-        done = checkpointer.latest_epoch()
-        state, history = checkpointer.restore(done, state)
-        first_epoch = done + 1
-
-    for hook in hooks:
-        hook.on_train_begin(first_epoch=first_epoch, epochs=epochs, history=list(history))
+    checkpointer = None
+    bar = None
     stopped_early = None
-    bar = tqdm(
-        range(first_epoch, epochs),
-        desc=desc,
-        disable=not progress,
-        initial=first_epoch,
-        total=epochs,
-        leave=False,
-    )
+    began = []
     try:
+        if checkpoint_dir is not None:
+            checkpointer = Checkpointer(checkpoint_dir, max_checkpoints)
+        first_epoch = 0
+        restored = checkpointer.restore_latest(state) if checkpointer is not None else None
+        if restored is not None:
+            done, state, history = restored
+            if done + 1 > epochs:
+                raise ValueError(
+                    f"epochs: {epochs} asked, but the checkpoint in {checkpointer.directory!r} "
+                    f"already holds {done + 1} epochs; pass epochs >= {done + 1}, or another "
+                    "checkpoint_dir"
+                )
+            first_epoch = done + 1
+
+        for hook in hooks:
+            hook.on_train_begin(first_epoch=first_epoch, epochs=epochs, history=list(history))
+            began.append(hook)
+        bar = tqdm(
+            range(first_epoch, epochs),
+            desc=desc,
+            disable=not progress,
+            initial=first_epoch,
+            total=epochs,
+            leave=False,
+        )
         for epoch in bar:
             start = time.perf_counter()
             shuffle_key, steps_key = jax.random.split(jax.random.fold_in(key, epoch))
@@ -293,10 +305,12 @@ def fit(
                 stopped_early = "; ".join(reasons)
                 break
     finally:
-        bar.close()
+        # Close everything on every path: an Orbax manager left open blocks interpreter exit.
+        if bar is not None:
+            bar.close()
         if checkpointer is not None:
             checkpointer.close()
-        for hook in hooks:
+        for hook in began:
             hook.on_train_end(history=list(history), stopped_early=stopped_early)
     return FitResult(state=state, history=history, stopped_early=stopped_early)
 

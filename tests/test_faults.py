@@ -1,0 +1,187 @@
+"""Bad input and faults: a clear error before training, the process exits, checkpoints survive
+damage (issue 16)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxae
+
+
+def _loss(params, batch, key):
+    del key
+    return jnp.mean((batch @ params["w"] - batch[:, :1]) ** 2)
+
+
+def _fit(epochs, ckpt=None, *, params=None, optimizer=None, **kwargs):
+    x = np.linspace(0, 1, 32 * 3, dtype=np.float32).reshape(32, 3)
+    return jaxae.fit(
+        {"w": jnp.zeros((3, 1))} if params is None else params,
+        x,
+        loss_fn=_loss,
+        optimizer=optimizer or _SGD,
+        key=jax.random.key(0),
+        epochs=epochs,
+        batch_size=8,
+        checkpoint_dir=ckpt,
+        progress=False,
+        **kwargs,
+    )
+
+
+_SGD = optax.sgd(0.1)
+
+_SCRIPT = """
+import sys, jax, jax.numpy as jnp, numpy as np, optax, jaxae
+try:
+    jaxae.fit({{"w": jnp.zeros(2)}}, np.ones((8, 2), np.float32),
+              loss_fn=lambda p, b, k: jnp.sum(p["w"] * b.mean(0)), optimizer=optax.sgd(0.1),
+              key=jax.random.key(0), epochs=2, batch_size=4, progress=False,
+              checkpoint_dir={path!r}, eval_fn=lambda p: {{"trained": 1.0}})
+except ValueError as e:
+    print("ERROR:", e)
+    sys.exit(3)
+print("NO ERROR")
+"""
+
+
+def _bad_dir(kind, tmp_path):
+    if kind == "a regular file":
+        path = tmp_path / "file"
+        path.write_text("x")
+        return str(path), "is a regular file"
+    if kind == "below a regular file":
+        (tmp_path / "file").write_text("x")
+        return str(tmp_path / "file" / "ckpt"), "lies below the regular file"
+    if os.geteuid() == 0:
+        pytest.skip("root writes to read-only directories: the case cannot fail as root")
+    path = tmp_path / "ro"
+    path.mkdir()
+    path.chmod(0o555)
+    return str(path), "cannot write to"
+
+
+@pytest.mark.parametrize("kind", ["a regular file", "below a regular file", "read-only"])
+def test_bad_checkpoint_dir_fails_before_training_and_the_process_exits(kind, tmp_path):
+    path, words = _bad_dir(kind, tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_SCRIPT.format(path=path))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "ERROR: checkpoint_dir:" in out.stdout and words in out.stdout
+    assert path in out.stdout
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_max_checkpoints_must_be_positive(value, tmp_path):
+    with pytest.raises(ValueError, match="max_checkpoints: expected a positive integer"):
+        _fit(1, tmp_path / "c", max_checkpoints=value)
+    assert not (tmp_path / "c").exists()
+
+
+def test_epochs_below_the_saved_count_is_an_error(tmp_path):
+    _fit(4, tmp_path / "c")
+    with pytest.raises(ValueError, match=r"epochs: 2 asked.*already holds 4 epochs"):
+        _fit(2, tmp_path / "c")
+    assert len(_fit(4, tmp_path / "c").history) == 4  # the same count: nothing to train
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (
+            {"params": {"w": jnp.zeros((3, 2))}},
+            r"state\.params\['w'\]: expected \(3, 2\).*found \(3, 1\)",
+        ),
+        ({"optimizer": optax.adam(1e-2)}, r"state\.opt_state.*expected .*found absent"),
+    ],
+)
+def test_checkpoint_of_another_model_or_optimizer_is_refused(kwargs, words, tmp_path):
+    _fit(2, tmp_path / "c")
+    with pytest.raises(ValueError, match=r"(?s)another model or optimizer.*" + words):
+        _fit(3, tmp_path / "c", **kwargs)
+
+
+def _damage(step_dir, how):
+    files = sorted(
+        os.path.join(root, f)
+        for root, _, names in os.walk(step_dir)
+        for f in names
+        if "state" in root
+        and os.path.getsize(os.path.join(root, f)) > 0
+        and "/d/" in os.path.join(root, f)
+    )
+    if how == "flip":
+        target = max(files, key=os.path.getsize)
+        data = bytearray(open(target, "rb").read())
+        for i in range(len(data) // 2, len(data)):
+            data[i] ^= 0xFF
+        open(target, "wb").write(bytes(data))
+    elif how == "truncate":
+        target = max(files, key=os.path.getsize)
+        open(target, "r+b").truncate(3)
+    elif how == "delete":
+        for f in files:
+            os.remove(f)
+    elif how == "bad json":
+        with open(os.path.join(step_dir, "history", "metadata"), "w") as f:
+            f.write("{not json")
+    elif how == "bad digest":
+        path = os.path.join(step_dir, "digest", "metadata")
+        with open(path) as f:
+            digest = json.load(f)
+        with open(path, "w") as f:
+            json.dump({**digest, "sha256": "0" * 64}, f)
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate", "delete", "bad json", "bad digest"])
+def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(how, tmp_path):
+    ckpt = tmp_path / "c"
+    uninterrupted = _fit(3)
+    _fit(3, ckpt)  # keeps epochs 1 and 2
+    _damage(ckpt / "2", how)
+    with pytest.warns(RuntimeWarning, match=r"checkpoint of epoch 2 at .*/c/2.* is damaged"):
+        resumed = _fit(3, ckpt)
+    assert (ckpt / "damaged_epoch_2").is_dir()
+    np.testing.assert_array_equal(resumed.params["w"], uninterrupted.params["w"])
+    assert [row["epoch"] for row in resumed.history] == [0, 1, 2]
+
+
+def test_no_intact_checkpoint_is_refused_naming_each(tmp_path):
+    ckpt = tmp_path / "c"
+    _fit(2, ckpt)
+    _damage(ckpt / "0", "bad json")
+    _damage(ckpt / "1", "truncate")
+    with pytest.warns(RuntimeWarning), pytest.raises(ValueError) as info:
+        _fit(3, ckpt)
+    message = str(info.value)
+    assert "checkpoint_dir: no intact checkpoint" in message and "Fix: delete" in message
+    assert str(ckpt / "0") in message and str(ckpt / "1") in message
+
+
+def test_nonfinite_error_state_never_holds_inf_params():
+    with pytest.raises(jaxae.NonFiniteError) as info:
+        jaxae.fit(
+            {"w": jnp.zeros(2)},
+            jnp.ones((8, 1)),
+            loss_fn=lambda p, b, k: -1e30 * jnp.sum(p["w"]) * jnp.mean(b),
+            optimizer=optax.sgd(1e10),
+            key=jax.random.key(0),
+            epochs=1,
+            batch_size=4,
+            progress=False,
+        )
+    assert np.all(np.isfinite(info.value.state.params["w"]))
