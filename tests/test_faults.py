@@ -1,6 +1,7 @@
 """Bad input and faults: a clear error before training, the process exits, checkpoints survive
 damage (issue 16)."""
 
+import functools
 import json
 import os
 import subprocess
@@ -185,3 +186,195 @@ def test_nonfinite_error_state_never_holds_inf_params():
             progress=False,
         )
     assert np.all(np.isfinite(info.value.state.params["w"]))
+
+
+# ------------------------------------------------------------------------------------------------
+# Value checks that hold inside fit and under jit.
+
+
+def _mlp_fit(x, loss, **kwargs):
+    model = jaxae.MLPAutoencoder((4, 2))
+    return jaxae.fit(
+        model.init(jax.random.key(0)),
+        x,
+        loss_fn=functools.partial(loss, model),
+        optimizer=optax.sgd(0.1),
+        key=jax.random.key(0),
+        epochs=2,
+        batch_size=8,
+        progress=False,
+        **kwargs,
+    )
+
+
+def _bce(model, params, batch, key):
+    del key
+    return jaxae.sigmoid_cross_entropy(model.reconstruct(params, batch, logits=True), batch).mean()
+
+
+def _vae_loss(model, params, batch, key):
+    return -jaxae.elbo(model, params, batch, key).mean()
+
+
+def test_sigmoid_cross_entropy_in_fit_on_0_255_data_names_the_check():
+    x = np.random.default_rng(0).integers(0, 256, (32, 4)).astype(np.float32)
+    with pytest.raises(jaxae.InvalidDataError, match=r"step 1 .*targets: expected values in \[0"):
+        _mlp_fit(x, _bce)
+
+
+def test_a_later_out_of_range_batch_is_caught_too():
+    x = np.full((32, 4), 0.5, np.float32)
+    x[-1] = 255.0  # in one batch only: a check of the first batch would miss it
+    with pytest.raises(jaxae.InvalidDataError, match="targets: expected values in") as info:
+        _mlp_fit(x, _bce, remainder="error")
+    assert np.all(np.isfinite(info.value.state.params["encoder"][0]["w"]))
+
+
+def test_vae_in_fit_on_0_255_data_names_the_check():
+    model = jaxae.MLPVAE((4, 3, 2))
+    x = np.random.default_rng(0).integers(0, 256, (32, 4)).astype(np.float32)
+    with pytest.raises(jaxae.InvalidDataError, match=r"x: expected values in \[0"):
+        jaxae.fit(
+            model.init(jax.random.key(0)),
+            x,
+            loss_fn=functools.partial(_vae_loss, model),
+            optimizer=optax.adam(1e-3),
+            key=jax.random.key(0),
+            epochs=1,
+            batch_size=8,
+            progress=False,
+        )
+
+
+def test_cd_gradients_in_fit_on_bernoulli_data_in_0_2_names_the_check():
+    spec = jaxae.rbm.RBMSpec(4, 3)
+    params = jaxae.rbm.init_rbm(jax.random.key(0), spec)
+    x = np.random.default_rng(0).uniform(0, 2, (32, 4)).astype(np.float32)
+    with pytest.raises(jaxae.InvalidDataError, match=r"v: expected values in \[0, 1\] for a bern"):
+        jaxae.fit(
+            params,
+            x,
+            grad_fn=functools.partial(jaxae.rbm.cd_gradients, spec=spec),
+            optimizer=optax.sgd(0.1),
+            key=jax.random.key(0),
+            epochs=1,
+            batch_size=8,
+            progress=False,
+        )
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.5])
+def test_pretrain_rbm_stack_softmax_refuses_negative_or_fractional_counts(bad):
+    x = np.ones((16, 5), np.float32)
+    x[3, 2] = bad
+    with pytest.raises(ValueError, match=f"x: expected non-negative integer word counts.*{bad:g}"):
+        jaxae.pretrain_rbm_stack(
+            x, (5, 3), key=jax.random.key(0), visible="softmax", progress=False
+        )
+
+
+def test_losses_under_jit_give_nan_for_out_of_range_targets():
+    logits = jnp.zeros((3, 2))
+    targets = jnp.array([[0.0, 1.0], [0.5, 255.0], [1.0, -1.0]])
+    loss = jax.jit(jaxae.sigmoid_cross_entropy)(logits, targets)
+    assert np.isfinite(loss[0]) and np.isnan(loss[1]) and np.isnan(loss[2])
+    with pytest.raises(ValueError, match=r"targets: expected values in \[0.0, 1.0\]"):
+        jaxae.sigmoid_cross_entropy(logits, targets)
+    counts = jnp.array([[1.0, 2.0], [-1.0, 0.0]])
+    loss = jax.jit(jaxae.softmax_cross_entropy)(logits[:2], counts)
+    assert np.isfinite(loss[0]) and np.isnan(loss[1])
+
+
+@pytest.mark.parametrize("k, finite", [(3, True), (5, False), (0, False)])
+def test_k_sparse_with_a_traced_k_outside_the_layer_is_nan_not_clamped(k, finite):
+    h = jnp.arange(6.0).reshape(2, 3)
+    out = jax.jit(lambda h, k: jaxae.k_sparse(h, k=k))(h, jnp.int32(k))
+    assert bool(np.all(np.isfinite(out))) == finite
+
+
+# ------------------------------------------------------------------------------------------------
+# Daily mistakes: an error naming the argument, raised at trace time (before XLA).
+
+
+def _fit_tiny(**kwargs):
+    kwargs = {
+        "loss_fn": lambda p, b, k: jnp.mean(b @ p["w"]),
+        "optimizer": optax.sgd(0.1),
+        "key": jax.random.key(0),
+        "epochs": 1,
+        "batch_size": 4,
+        "progress": False,
+        **kwargs,
+    }
+    return jaxae.fit({"w": jnp.zeros(2)}, jnp.ones((8, 2)), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (
+            {"loss_fn": lambda p, b, k: b @ p["w"]},
+            ValueError,
+            r"loss_fn: expected a scalar loss, "
+            r"got shape \(4,\); reduce",
+        ),
+        (
+            {"loss_fn": lambda p, b, k: (jnp.mean(b @ p["w"]), {})},
+            TypeError,
+            "loss_fn: expected a scalar loss, got a tuple; a .loss, metrics. pair needs has_aux",
+        ),
+        (
+            {"loss_fn": lambda p, b, k: jnp.mean(b @ p["w"]), "has_aux": True},
+            TypeError,
+            r"loss_fn: expected \(loss, metrics\) \(has_aux=True\), got shape \(\)",
+        ),
+        (
+            {"optimizer": "adam"},
+            TypeError,
+            "optimizer: expected an optax.GradientTransformation, "
+            "got the string 'adam'; pass optax.adam",
+        ),
+        ({"optimizer": optax.adam}, TypeError, "got the function adam uncalled; call it"),
+        ({"key": 0}, TypeError, "key: expected a PRNG key, e.g. jax.random.key.0., got int 0"),
+        ({"key": jnp.zeros(3, jnp.uint32)}, TypeError, r"key: expected a PRNG key.*shape \(3,\)"),
+        (
+            {"loss_fn": None, "grad_fn": lambda p, b, k: p},
+            TypeError,
+            r"grad_fn: expected \(grads, metrics\), got dict",
+        ),
+        (
+            {"loss_fn": None, "grad_fn": lambda p, b, k: ({"w": jnp.zeros(3)}, {})},
+            ValueError,
+            r"grad_fn: grads\['w'\]: expected the shape of params, \(2,\), got \(3,\)",
+        ),
+        ({"eval_fn": lambda p: p["w"]}, TypeError, r"eval_fn: expected a dict \{name: scalar\}"),
+        (
+            {"eval_fn": lambda p: {"e": p["w"]}},
+            ValueError,
+            r"eval_fn: 'e': expected a scalar, got shape \(2,\)",
+        ),
+        ({"loss_fn": "mse"}, TypeError, "loss_fn: expected a function, got str"),
+    ],
+)
+def test_daily_mistakes_are_named(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        _fit_tiny(**kwargs)
+
+
+def test_a_legacy_uint32_key_is_accepted():
+    assert len(_fit_tiny(key=jax.random.PRNGKey(0)).history) == 1
+
+
+def test_rbm_config_batch_size_zero():
+    with pytest.raises(ValueError, match="batch_size: expected a positive integer, got 0"):
+        jaxae.RBMConfig(batch_size=0)
+
+
+def test_params_of_another_mlp_are_refused_naming_the_shapes():
+    params = jaxae.MLPAutoencoder((4, 2)).init(jax.random.key(0))
+    with pytest.raises(
+        ValueError,
+        match=r"params\['encoder'\]\[0\]\['w'\]: expected shape "
+        r"\(4, 3\) for sizes \(4, 3\), found \(4, 2\)",
+    ):
+        jaxae.MLPAutoencoder((4, 3)).encode(params, jnp.ones((8, 4)))

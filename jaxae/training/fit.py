@@ -39,9 +39,9 @@ from jaxae.training.epoch import epoch_runner, run_epoch
 from jaxae.training.state import TrainState, all_finite, init_train_state
 from jaxae.training.step import GradFn
 from jaxae.typing import Metrics, Params, PRNGKey
-from jaxae.validation import check_positive_int
+from jaxae.validation import check_optimizer, check_positive_int, check_prng_key
 
-__all__ = ["FitResult", "NonFiniteError", "fit"]
+__all__ = ["FitResult", "InvalidDataError", "NonFiniteError", "fit"]
 
 
 @dataclasses.dataclass
@@ -75,6 +75,26 @@ class NonFiniteError(FloatingPointError):
         self.state = state
         self.epoch = epoch
         self.history = history
+
+
+class InvalidDataError(NonFiniteError, ValueError):
+    """A step went non-finite because its batch fails a value check of the loss or estimator
+    (e.g. ``sigmoid_cross_entropy`` targets outside [0, 1]); the message names the check."""
+
+
+def _diagnose(fns: dict, state: TrainState, batch, key, with_state: bool, stateful: bool):
+    """Reruns the failing step's loss or gradient eagerly on its (concrete) batch: the value
+    checks that ``jit`` skipped then run; returns the error one of them raises, or None."""
+    params = state.params
+    extra = (state.model_state,) if with_state else (state.aux,) if stateful else ()
+    try:
+        if fns["grad_fn"] is not None:
+            fns["grad_fn"](params, *extra, batch, key)
+        else:
+            fns["loss_fn"](params, *extra, batch, key)
+    except (ValueError, TypeError) as error:
+        return error
+    return None
 
 
 def _num_examples(data) -> int:
@@ -202,6 +222,11 @@ def fit(
     check_positive_int(batch_size, "batch_size")
     check_positive_int(eval_every, "eval_every")
     check_positive_int(max_checkpoints, "max_checkpoints")
+    check_optimizer(optimizer)
+    check_prng_key(key)
+    for name, fn in (("loss_fn", loss_fn), ("grad_fn", grad_fn), ("eval_fn", eval_fn)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name}: expected a function, got {type(fn).__name__}")
     num_examples = _num_examples(data)
     _check_finite_data(data)
     # Validate the batch policy now, not in the middle of epoch 0.
@@ -268,6 +293,7 @@ def fit(
             rest = None
             if remainder == "keep":
                 indices, rest = indices
+            start_state = state
             state, metrics, bad_step = run_epoch(runner, state, data, indices, steps_key)
             if rest is not None and rest.shape[0] > 0 and bad_step < 0:
                 state, rest_metrics, bad_step = run_epoch(
@@ -278,6 +304,25 @@ def fit(
             row.update(_epoch_means(metrics))
             if bad_step >= 0:
                 history.append(row)
+                index = bad_step - int(start_state.step)
+                if index < indices.shape[0]:
+                    step_batch = indices[index]
+                    step_key = jax.random.split(steps_key, indices.shape[0])[index]
+                else:  # the remainder="keep" batch
+                    step_batch = rest
+                    step_key = jax.random.split(jax.random.fold_in(steps_key, 1), 1)[0]
+                rows = np.asarray(step_batch)
+                batch = jax.tree.map(lambda a, rows=rows: a[rows], data)
+                cause = _diagnose(fns, state, batch, step_key, with_state, stateful)
+                if cause is not None:
+                    name = "grad_fn" if grad_fn is not None else "loss_fn"
+                    raise InvalidDataError(
+                        f"data: the batch of step {bad_step + 1} (epoch {epoch}) fails a value "
+                        f"check of {name} (under jit it made the step non-finite): {cause}",
+                        state=state,
+                        epoch=epoch,
+                        history=history,
+                    ) from cause
                 raise NonFiniteError(
                     f"non-finite loss, gradient or parameters at step {bad_step + 1} (epoch "
                     f"{epoch}); training stopped and the returned state is the last finite one — "
@@ -292,7 +337,7 @@ def fit(
                     if with_state
                     else eval_fn(state.params)
                 )
-                row.update({k: float(v) for k, v in results.items()})
+                row.update(_eval_row(results))
             row["time_s"] = time.perf_counter() - start
             history.append(row)
             if "loss" in row:
@@ -313,6 +358,23 @@ def fit(
         for hook in began:
             hook.on_train_end(history=list(history), stopped_early=stopped_early)
     return FitResult(state=state, history=history, stopped_early=stopped_early)
+
+
+def _eval_row(results) -> dict[str, float]:
+    """``eval_fn``'s results as floats; names what is wrong when they are not."""
+    if not isinstance(results, dict):
+        raise TypeError(
+            f"eval_fn: expected a dict {{name: scalar}}, got {type(results).__name__}"
+            + (f" of shape {tuple(results.shape)}" if hasattr(results, "shape") else "")
+        )
+    row = {}
+    for name, value in results.items():
+        if np.ndim(value) != 0:
+            raise ValueError(
+                f"eval_fn: {name!r}: expected a scalar, got shape {tuple(np.shape(value))}"
+            )
+        row[name] = float(value)
+    return row
 
 
 def _epoch_means(metrics: Metrics) -> dict[str, float]:
