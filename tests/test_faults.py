@@ -378,3 +378,24 @@ def test_params_of_another_mlp_are_refused_naming_the_shapes():
         r"\(4, 3\) for sizes \(4, 3\), found \(4, 2\)",
     ):
         jaxae.MLPAutoencoder((4, 3)).encode(params, jnp.ones((8, 4)))
+
+
+def _data_dir(kind, tmp_path):
+    (tmp_path / "file").write_text("x")
+    if kind == "below a regular file":
+        return tmp_path / "file" / "cache"
+    if os.geteuid() == 0:
+        pytest.skip("root writes to read-only directories: the case cannot fail as root")
+    (tmp_path / "ro").mkdir(mode=0o555)
+    return tmp_path / "ro"
+
+
+@pytest.mark.parametrize("kind", ["below a regular file", "read-only"])
+def test_an_unwritable_data_dir_with_the_file_missing_is_named(kind, tmp_path):
+    from jaxae.data import cache
+
+    path = _data_dir(kind, tmp_path) / "train.bin"
+    with pytest.raises(cache.DataFileError, match="train.bin is missing; fetch it"):
+        cache.verify(path, "0" * 64, if_missing="fetch it", if_corrupted="refetch")
+    with pytest.raises(cache.DataFileError, match=r"cannot be written .*must be a writable dir"):
+        cache.write_verified(path, [b"abc"], "0" * 64, "test")

@@ -208,11 +208,25 @@ def fit(
     ``optimizer`` objects and the flags, so a sweep of short ``fit`` calls that passes the same
     objects (not a fresh ``lambda``, ``partial`` or ``optax.adam(...)`` per call) compiles once.
 
+    Checked inputs: before training, in plain Python: the integer options, ``optimizer`` (an
+    Optax transformation, not a string or an uncalled ``optax.adam``), ``key`` (a typed key, or a
+    legacy ``uint32[2]`` one), the data (one leading axis, finite), ``checkpoint_dir`` (a
+    writable directory: not a file, not below one) and the checkpoint found there (intact, of
+    this model and optimizer, at most ``epochs`` epochs). While the step is traced, before XLA:
+    ``loss_fn`` returns a scalar (a pair with ``has_aux``), ``grad_fn`` returns ``(grads,
+    metrics)`` with grads shaped as ``params``. Value checks (ranges, counts) cannot raise under
+    ``jit``: the losses and estimators that need a range return NaN for out-of-range inputs, the
+    step is flagged non-finite, and ``fit`` reruns that step's loss or estimator eagerly on its
+    batch, where the check raises: :class:`InvalidDataError` names it (every batch is covered,
+    at no cost per step). ``eval_fn`` must return ``{name: scalar}``.
+
     Returns:
       :class:`FitResult` with the final state, one history row per epoch (mean metrics over the
       epoch's steps, wall time, evaluation results) and ``stopped_early``.
 
     Raises:
+      InvalidDataError: a batch fails a value check of the loss or estimator (a ``ValueError``
+        and a ``NonFiniteError``); it carries the last finite state.
       NonFiniteError: a step produced NaN/inf; it carries the last finite state.
       ValueError: bad arguments, e.g. a ``batch_size`` the device count does not divide.
     """
