@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxae.typing import Array, ArrayLike
-from jaxae.validation import check_array, check_same_shape
+from jaxae.validation import check_array, check_same_shape, nan_outside_range
 
 __all__ = ["squared_error", "sigmoid_cross_entropy", "softmax_cross_entropy"]
 
@@ -67,14 +67,16 @@ def sigmoid_cross_entropy(logits: ArrayLike, targets: ArrayLike) -> Array:
       targets: ``[batch, ...]`` in [0, 1].
 
     Returns:
-      ``[batch]`` cross-entropy in nats.
+      ``[batch]`` cross-entropy in nats; under ``jit``, NaN for an example whose targets leave
+      [0, 1] (outside ``jit`` that is a ``ValueError``).
     """
     logits, targets = jnp.asarray(logits), jnp.asarray(targets)
     _check_pair(logits, targets, "logits")
     check_array(targets, "targets", value_range=(0.0, 1.0))
     # log σ(z) = -softplus(-z), log(1 - σ(z)) = -softplus(z): no overflow for large |z|.
     per_element = targets * jax.nn.softplus(-logits) + (1.0 - targets) * jax.nn.softplus(logits)
-    return jnp.sum(per_element, axis=_feature_axes(logits))
+    # Under jit the range check above cannot run: an out-of-range example's loss is NaN.
+    return nan_outside_range(jnp.sum(per_element, axis=_feature_axes(logits)), targets, 0.0, 1.0)
 
 
 def softmax_cross_entropy(logits: ArrayLike, counts: ArrayLike) -> Array:
@@ -94,4 +96,5 @@ def softmax_cross_entropy(logits: ArrayLike, counts: ArrayLike) -> Array:
     logits, counts = jnp.asarray(logits), jnp.asarray(counts)
     _check_pair(logits, counts, "logits", "counts")
     check_array(counts, "counts", value_range=(0.0, float("inf")))
-    return -jnp.sum(counts * jax.nn.log_softmax(logits, axis=-1), axis=_feature_axes(logits))
+    loss = -jnp.sum(counts * jax.nn.log_softmax(logits, axis=-1), axis=_feature_axes(logits))
+    return nan_outside_range(loss, counts, 0.0, float("inf"))

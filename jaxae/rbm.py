@@ -270,6 +270,19 @@ def _check_visible(v, spec: RBMSpec, name: str) -> None:
         _check_counts(values, name, "word counts for a softmax visible layer")
 
 
+def _nan_unless_valid_visible(tree, v, spec: RBMSpec):
+    """Under tracing, where ``_check_visible`` cannot look at values: ``tree`` with NaN leaves
+    when ``v`` leaves its unit type's range (Bernoulli [0, 1]; softmax non-negative integer
+    counts), so :func:`jaxae.fit` stops (and names the check) instead of training on it."""
+    if _is_concrete(v) or spec.visible in _GAUSSIAN_VISIBLE:
+        return tree
+    if spec.visible == "bernoulli":
+        ok = jnp.all((v >= 0) & (v <= 1))
+    else:
+        ok = jnp.all((v >= 0) & (v == jnp.round(v)))
+    return jax.tree.map(lambda x: jnp.where(ok, x, jnp.nan), tree)
+
+
 def _check_counts(values: np.ndarray, name: str, what: str) -> None:
     if values.size == 0:
         return
@@ -894,7 +907,8 @@ def cd_gradients(
       use_means: visible reconstructions are means (True) or samples (False), static.
 
     Returns:
-      ``(grads, metrics)``: ``grads`` an ``RBMParams`` of the same shapes; ``metrics`` with
+      ``(grads, metrics)``: ``grads`` an ``RBMParams`` of the same shapes (all NaN when a traced
+      ``v`` is outside the visible layer's range; concrete data raises); ``metrics`` with
       ``reconstruction_error`` (batch mean of the squared error, summed over features, between
       ``v`` and the first sweep's visible mean ``E[v | h_0]``, ``h_0 ~ p(h|v)``) and
       ``free_energy`` (batch mean of ``F(v)``: watch it against held-out data for overfitting).
@@ -908,6 +922,7 @@ def cd_gradients(
     _check_visible(v, spec, "v")
     _check_k(k)
     _check_bool(use_means, "use_means")
+    raw = v
     v = _as_float(v, params)
     chain, first_mean = _run_chain(params, v, key, spec, k, use_means)
     grads, f_data = _contrastive_gradients(params, v, chain.v, spec)
@@ -915,7 +930,7 @@ def cd_gradients(
         "reconstruction_error": jnp.mean(_squared_error(v, first_mean)),
         "free_energy": jnp.mean(f_data),
     }
-    return grads, metrics
+    return _nan_unless_valid_visible((grads, metrics), raw, spec)
 
 
 def pcd_gradients(
@@ -954,6 +969,7 @@ def pcd_gradients(
     _check_visible(chains, spec, "chains")
     _check_visible(v, spec, "v")
     _check_k(k)
+    raw = v
     v, chains = _as_float(v, params), _as_float(chains, params)
     key_chain, key_recon = jax.random.split(key)
     chain, _ = _run_chain(params, chains, key_chain, spec, k, False)
@@ -963,6 +979,7 @@ def pcd_gradients(
         "reconstruction_error": jnp.mean(_squared_error(v, first_mean)),
         "free_energy": jnp.mean(f_data),
     }
+    grads, metrics = _nan_unless_valid_visible((grads, metrics), raw, spec)
     return grads, chain.v, metrics
 
 

@@ -143,7 +143,8 @@ def k_sparse(
         for a Python ``k``; without it a traced ``k`` ranks every unit.
 
     Returns:
-      ``[..., n_hidden]``, at most the kept number of non-zeros per example.
+      ``[..., n_hidden]``, at most the kept number of non-zeros per example; all NaN when a
+      traced ``k`` is outside ``[1, n_hidden]`` or above ``max_k`` (a Python ``k`` raises).
 
     References:
       Makhzani & Frey (2014), k-Sparse Autoencoders, ICLR, Algorithm 1 and section 3.3.
@@ -171,6 +172,12 @@ def k_sparse(
     mask = jnp.put_along_axis(
         jnp.zeros_like(h), index, jnp.broadcast_to(keep, index.shape), axis=-1, inplace=False
     )
+    if isinstance(k, jax.core.Tracer):
+        # A traced k cannot raise: a k outside [1, n_hidden] (or above max_k) makes the result NaN
+        # rather than silently clamping it.
+        limit = n if max_k is None else min(n, max_k)
+        valid = (k >= 1) & (k <= limit)
+        return jnp.where(valid, h * mask, jnp.nan)
     return h * mask
 
 

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import math
 import os
 import pathlib
 import platform
@@ -112,8 +113,12 @@ def make_row(
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     value = float(value)
-    if value != value:  # NaN
-        raise ValueError(f"value: expected a number for {model}/{metric}, got NaN")
+    if not math.isfinite(value):  # NaN or inf: strict JSON has no such numbers
+        raise ValueError(f"value: expected a finite number for {model}/{metric}, got {value}")
+    if paper_value is not None and not math.isfinite(float(paper_value)):
+        raise ValueError(
+            f"paper_value: expected a finite number for {model}/{metric}, got {paper_value}"
+        )
     return {
         "experiment": experiment,
         "model": model,
@@ -132,6 +137,8 @@ def make_row(
 
 
 def _check_row(row: Mapping[str, Any], where: str) -> None:
+    if not isinstance(row, Mapping):
+        raise ValueError(f"{where}: expected a JSON object (a row), got {type(row).__name__}")
     if set(row) != set(ROW_KEYS):
         missing, extra = set(ROW_KEYS) - set(row), set(row) - set(ROW_KEYS)
         raise ValueError(
@@ -146,7 +153,12 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     path = pathlib.Path(path)
     if not path.exists():
         return []
-    rows = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path}: not valid JSON ({error}); fix or delete the file and rerun the experiment"
+        ) from error
     if not isinstance(rows, list):
         raise ValueError(f"{path}: expected a JSON list of rows, got {type(rows).__name__}")
     for i, row in enumerate(rows):
@@ -179,7 +191,13 @@ def write_results(
     # makes their read-modify-writes take turns, so neither drops the other's rows.
     with _exclusive_lock(path):
         kept = [row for row in read_results(path) if (row["mode"], row["model"]) not in replaced]
-        atomic_write_text(path, json.dumps(kept + rows, indent=1) + "\n")
+        try:
+            text = json.dumps(kept + rows, indent=1, allow_nan=False)
+        except ValueError as error:
+            raise ValueError(
+                f"rows: {path} would hold NaN/inf, which JSON has not: {error}"
+            ) from None
+        atomic_write_text(path, text + "\n")
     return path
 
 

@@ -103,3 +103,68 @@ def check_real(value, name: str) -> None:
         or np.isnan(value)
     ):
         raise ValueError(f"{name}: expected a real number, got {value!r}")
+
+
+def nan_outside_range(value, x, low: float, high: float, *, integer: bool = False):
+    """``value`` ([batch]) with NaN for every example whose ``x`` ([batch, ...]) leaves the range.
+
+    The traced counterpart of a ``value_range`` check: under ``jit`` a value check cannot raise,
+    so a loss of out-of-range targets becomes NaN instead of a wrong finite number (and
+    :func:`jaxae.fit` stops with a ``NonFiniteError``). ``integer`` also requires whole numbers.
+    """
+    import jax.numpy as jnp
+
+    ok = (x >= low) & (x <= high)
+    if integer:
+        ok = ok & (x == jnp.round(x))
+    ok = jnp.all(ok, axis=tuple(range(1, x.ndim)))
+    return jnp.where(ok, value, jnp.nan)
+
+
+def check_prng_key(key, name: str = "key") -> None:
+    """Raises ``TypeError`` unless ``key`` is a PRNG key.
+
+    A typed key (``jax.random.key(seed)``) or a legacy ``uint32[2]`` key
+    (``jax.random.PRNGKey(seed)``, still accepted by every ``jax.random`` function).
+    """
+    import jax.numpy as jnp
+
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key) and key.shape == ():
+        return
+    if dtype == np.uint32 and tuple(key.shape) == (2,):
+        return
+    got = (
+        f"{type(key).__name__} {key!r}" if dtype is None else f"{dtype} array of shape {key.shape}"
+    )
+    raise TypeError(f"{name}: expected a PRNG key, e.g. jax.random.key(0), got {got}")
+
+
+def check_optimizer(optimizer, name: str = "optimizer") -> None:
+    """Raises ``TypeError`` unless ``optimizer`` is an Optax transformation (init, update)."""
+    if hasattr(optimizer, "init") and hasattr(optimizer, "update"):
+        return
+    if isinstance(optimizer, str):
+        got = f"the string {optimizer!r}; pass optax.{optimizer}(learning_rate)"
+    elif callable(optimizer):
+        fname = getattr(optimizer, "__name__", repr(optimizer))
+        got = f"the function {fname} uncalled; call it, e.g. optax.{fname}(1e-3)"
+    else:
+        got = type(optimizer).__name__
+    raise TypeError(f"{name}: expected an optax.GradientTransformation, got {got}")
+
+
+def check_counts(x, name: str, what: str = "counts") -> None:
+    """Raises ``ValueError`` unless concrete ``x`` holds non-negative whole numbers."""
+    if not _is_concrete(x):
+        return
+    values = np.asarray(x)
+    if values.size and values.min() < 0:
+        raise ValueError(
+            f"{name}: expected non-negative integer {what}, got a minimum of {values.min():g}"
+        )
+    fractional = values != np.round(values)
+    if np.any(fractional):
+        raise ValueError(
+            f"{name}: expected non-negative integer {what}, got {values[fractional].flat[0]:g}"
+        )

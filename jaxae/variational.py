@@ -32,7 +32,12 @@ import numpy as np
 
 from jaxae.chunked import chunked_map
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
-from jaxae.validation import check_array, check_positive_int, check_same_shape
+from jaxae.validation import (
+    check_array,
+    check_positive_int,
+    check_same_shape,
+    nan_outside_range,
+)
 
 __all__ = [
     "active_units",
@@ -148,14 +153,17 @@ def bernoulli_log_likelihood(logits: ArrayLike, x: ArrayLike) -> Array:
       x: ``[batch, ...]`` in [0, 1] (binary for a proper likelihood), the same shape.
 
     Returns:
-      ``[batch]`` log-likelihoods in nats (≤ 0 for binary ``x``).
+      ``[batch]`` log-likelihoods in nats (≤ 0 for binary ``x``); under ``jit``, NaN for an
+      example outside [0, 1] (outside ``jit`` that is a ``ValueError``).
     """
     logits, x = jnp.asarray(logits), jnp.asarray(x)
     check_array(logits, "logits", rank=range(2, 6), floating=True)
     check_array(x, "x", rank=range(2, 6), value_range=(0.0, 1.0))
     check_same_shape(logits, x, "logits", "x")
     # x log σ(l) + (1 - x) log(1 - σ(l)) = x l - softplus(l); softplus is stable for large |l|.
-    return jnp.sum(x * logits - jax.nn.softplus(logits), axis=_feature_axes(logits))
+    log_p = jnp.sum(x * logits - jax.nn.softplus(logits), axis=_feature_axes(logits))
+    # Under jit the range check above cannot run: an out-of-range example gets NaN.
+    return nan_outside_range(log_p, x, 0.0, 1.0)
 
 
 def gaussian_log_likelihood(mean: ArrayLike, log_variance: ArrayLike, x: ArrayLike) -> Array:

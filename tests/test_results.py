@@ -59,17 +59,18 @@ def test_bad_rows_are_rejected(tmp_path):
             seed=0,
             wall_time_s=1,
         )
-    with pytest.raises(ValueError, match="value: expected a number for m/x, got NaN"):
-        results.make_row(
-            experiment="e",
-            model="m",
-            metric="x",
-            split="t",
-            value=float("nan"),
-            mode="full",
-            seed=0,
-            wall_time_s=1,
-        )
+    for bad in ["nan", "inf", "-inf"]:
+        with pytest.raises(ValueError, match=f"value: expected a finite number for m/x, got {bad}"):
+            results.make_row(
+                experiment="e",
+                model="m",
+                metric="x",
+                split="t",
+                value=float(bad),
+                mode="full",
+                seed=0,
+                wall_time_s=1,
+            )
     row = _row()
     del row["seed"]
     with pytest.raises(ValueError, match="row keys differ from ROW_KEYS"):
@@ -179,3 +180,18 @@ def test_hardware_description_counts_the_cores_a_pinned_run_may_use(monkeypatch)
     assert "; 2 cores)" in results.hardware_description()
     monkeypatch.setattr(results.os, "sched_getaffinity", lambda pid: {1}, raising=False)
     assert "; 1 of 2 cores)" in results.hardware_description()
+
+
+@pytest.mark.parametrize("text", ["[{", "not json", "[1, 2]"])
+def test_a_malformed_results_file_is_refused_naming_it(text, tmp_path):
+    path = tmp_path / "exp.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"exp\.json.*(not valid JSON|expected a JSON object)"):
+        results.read_results(path)
+
+
+def test_inf_is_never_written_as_nonstandard_json(tmp_path):
+    row = {**_row(), "value": float("inf")}
+    with pytest.raises(ValueError, match="rows: .*exp.json would hold NaN/inf"):
+        results.write_results("exp", [row], tmp_path)
+    assert not (tmp_path / "exp.json").exists()

@@ -65,7 +65,7 @@ def verify(path: pathlib.Path, sha256: str, *, if_missing: str, if_corrupted: st
     """
     try:
         stat = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # NotADirectoryError: below a regular file
         raise DataFileError(f"{path} is missing; {if_missing}") from None
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, sha256)
     if key in _VERIFIED:
@@ -85,15 +85,24 @@ def write_verified(path: pathlib.Path, chunks: Iterable[bytes], sha256: str, sou
     ``source`` names where the bytes come from (a URL, ``wheel:member``), for the message.
     """
     digest = hashlib.sha256()
-    with atomic_open(path, "wb") as f:
-        for chunk in chunks:
-            digest.update(chunk)
-            f.write(chunk)
-        if digest.hexdigest() != sha256:
-            # Raised inside atomic_open: the temp file is removed, `path` is left untouched.
-            raise DataFileError(
-                f"{source} has sha256 {digest.hexdigest()}, expected {sha256}; not writing {path}"
-            )
+    try:
+        with atomic_open(path, "wb") as f:
+            for chunk in chunks:
+                digest.update(chunk)
+                f.write(chunk)
+            if digest.hexdigest() != sha256:
+                # Raised inside atomic_open: the temp file is removed, `path` is left untouched.
+                raise DataFileError(
+                    f"{source} has sha256 {digest.hexdigest()}, expected {sha256}; not writing "
+                    f"{path}"
+                )
+    except (PermissionError, NotADirectoryError, FileExistsError) as error:
+        # A read-only cache, or a cache path below a regular file.
+        raise DataFileError(
+            f"{path} is missing and cannot be written ({error.strerror or error}): the data "
+            f"directory {path.parent} must be a writable directory; pass data_dir= (or set "
+            "JAXAE_DATA_DIR) to one, or copy the file there by hand"
+        ) from error
     path.chmod(0o644)  # mkstemp creates 0600; these are public data, readable in a shared cache
     stat = path.stat()
     _VERIFIED.add((str(path.resolve()), stat.st_size, stat.st_mtime_ns, sha256))

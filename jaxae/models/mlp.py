@@ -98,6 +98,24 @@ class MLPAutoencoder:
             raise ValueError("params: a tied autoencoder's decoder layers hold biases only")
         if not self.tied and not all(has_w):
             raise ValueError("params: an untied autoencoder's decoder layers need weights 'w'")
+        pairs = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        expected = [(f"encoder[{i}]", n_in, n_out) for i, (n_in, n_out) in enumerate(pairs)]
+        expected += [
+            (f"decoder[{j}]", n_in, n_out) for j, (n_out, n_in) in enumerate(reversed(pairs))
+        ]
+        for name, n_in, n_out in expected:
+            part, index = name.split("[")
+            layer = params[part][int(index[:-1])]
+            want = {"w": (n_in, n_out)} if part == "encoder" or not self.tied else {}
+            want["b"] = (n_out,)
+            for field, shape in want.items():
+                found = tuple(getattr(layer.get(field), "shape", ()))
+                if found != shape:
+                    raise ValueError(
+                        f"params['{part}'][{index[:-1]}]['{field}']: expected shape {shape} for "
+                        f"sizes {self.sizes}, found {found}; were these params made for another "
+                        "model?"
+                    )
 
     def decoder_weights(self, params: Params) -> list[Array]:
         """Decoder weight matrices, code side first: ``[n_code_side, n_output_side]`` each."""

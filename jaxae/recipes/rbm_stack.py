@@ -29,7 +29,7 @@ from jaxae import rbm
 from jaxae.recipes.layers import PretrainedLayer, encode_layers
 from jaxae.training import fit
 from jaxae.typing import ArrayLike, PRNGKey
-from jaxae.validation import check_array, check_positive_int
+from jaxae.validation import check_array, check_counts, check_positive_int
 
 __all__ = [
     "RBMConfig",
@@ -314,6 +314,8 @@ def pretrain_rbm_stack(
     configs = per_layer(configs, len(specs), RBMConfig)
     value_range = (0.0, 1.0) if visible == "bernoulli" else None
     check_array(x, "x", rank=2, last_dim=sizes[0], value_range=value_range)
+    if visible == "softmax":
+        check_counts(x, "x", "word counts for a softmax visible layer")
     check_fit_kwargs(fit_kwargs, _RESERVED)
     layers = []
     for i, (spec, config) in enumerate(zip(specs, configs, strict=True)):

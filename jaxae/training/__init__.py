@@ -13,7 +13,7 @@ from jaxae.training.callbacks import (
     WallTimeLimit,
 )
 from jaxae.training.epoch import EpochRunner, epoch_fn, epoch_runner, run_epoch
-from jaxae.training.fit import FitResult, NonFiniteError, fit
+from jaxae.training.fit import FitResult, InvalidDataError, NonFiniteError, fit
 from jaxae.training.state import TrainState, all_finite, init_train_state
 from jaxae.training.step import gradients_of_loss, guarded_scan, make_train_step, scan_steps
 
@@ -23,6 +23,7 @@ __all__ = [
     "EarlyStopping",
     "EpochRunner",
     "FitResult",
+    "InvalidDataError",
     "NonFiniteError",
     "TensorBoardLogger",
     "TrainState",

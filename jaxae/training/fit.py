@@ -39,9 +39,9 @@ from jaxae.training.epoch import epoch_runner, run_epoch
 from jaxae.training.state import TrainState, all_finite, init_train_state
 from jaxae.training.step import GradFn
 from jaxae.typing import Metrics, Params, PRNGKey
-from jaxae.validation import check_positive_int
+from jaxae.validation import check_optimizer, check_positive_int, check_prng_key
 
-__all__ = ["FitResult", "NonFiniteError", "fit"]
+__all__ = ["FitResult", "InvalidDataError", "NonFiniteError", "fit"]
 
 
 @dataclasses.dataclass
@@ -75,6 +75,26 @@ class NonFiniteError(FloatingPointError):
         self.state = state
         self.epoch = epoch
         self.history = history
+
+
+class InvalidDataError(NonFiniteError, ValueError):
+    """A step went non-finite because its batch fails a value check of the loss or estimator
+    (e.g. ``sigmoid_cross_entropy`` targets outside [0, 1]); the message names the check."""
+
+
+def _diagnose(fns: dict, state: TrainState, batch, key, with_state: bool, stateful: bool):
+    """Reruns the failing step's loss or gradient eagerly on its (concrete) batch: the value
+    checks that ``jit`` skipped then run; returns the error one of them raises, or None."""
+    params = state.params
+    extra = (state.model_state,) if with_state else (state.aux,) if stateful else ()
+    try:
+        if fns["grad_fn"] is not None:
+            fns["grad_fn"](params, *extra, batch, key)
+        else:
+            fns["loss_fn"](params, *extra, batch, key)
+    except (ValueError, TypeError) as error:
+        return error
+    return None
 
 
 def _num_examples(data) -> int:
@@ -188,11 +208,25 @@ def fit(
     ``optimizer`` objects and the flags, so a sweep of short ``fit`` calls that passes the same
     objects (not a fresh ``lambda``, ``partial`` or ``optax.adam(...)`` per call) compiles once.
 
+    Checked inputs: before training, in plain Python: the integer options, ``optimizer`` (an
+    Optax transformation, not a string or an uncalled ``optax.adam``), ``key`` (a typed key, or a
+    legacy ``uint32[2]`` one), the data (one leading axis, finite), ``checkpoint_dir`` (a
+    writable directory: not a file, not below one) and the checkpoint found there (intact, of
+    this model and optimizer, at most ``epochs`` epochs). While the step is traced, before XLA:
+    ``loss_fn`` returns a scalar (a pair with ``has_aux``), ``grad_fn`` returns ``(grads,
+    metrics)`` with grads shaped as ``params``. Value checks (ranges, counts) cannot raise under
+    ``jit``: the losses and estimators that need a range return NaN for out-of-range inputs, the
+    step is flagged non-finite, and ``fit`` reruns that step's loss or estimator eagerly on its
+    batch, where the check raises: :class:`InvalidDataError` names it (every batch is covered,
+    at no cost per step). ``eval_fn`` must return ``{name: scalar}``.
+
     Returns:
       :class:`FitResult` with the final state, one history row per epoch (mean metrics over the
       epoch's steps, wall time, evaluation results) and ``stopped_early``.
 
     Raises:
+      InvalidDataError: a batch fails a value check of the loss or estimator (a ``ValueError``
+        and a ``NonFiniteError``); it carries the last finite state.
       NonFiniteError: a step produced NaN/inf; it carries the last finite state.
       ValueError: bad arguments, e.g. a ``batch_size`` the device count does not divide.
     """
@@ -201,6 +235,12 @@ def fit(
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     check_positive_int(eval_every, "eval_every")
+    check_positive_int(max_checkpoints, "max_checkpoints")
+    check_optimizer(optimizer)
+    check_prng_key(key)
+    for name, fn in (("loss_fn", loss_fn), ("grad_fn", grad_fn), ("eval_fn", eval_fn)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name}: expected a function, got {type(fn).__name__}")
     num_examples = _num_examples(data)
     _check_finite_data(data)
     # Validate the batch policy now, not in the middle of epoch 0.
@@ -230,25 +270,36 @@ def fit(
     state = runner.place_state(init_train_state(params, optimizer, aux, model_state))
     history: list[dict[str, float]] = []
 
-    checkpointer = Checkpointer(checkpoint_dir, max_checkpoints) if checkpoint_dir else None
-    first_epoch = 0
-    if checkpointer is not None and checkpointer.latest_epoch() is not None:
-        done = checkpointer.latest_epoch()
-        state, history = checkpointer.restore(done, state)
-        first_epoch = done + 1
-
-    for hook in hooks:
-        hook.on_train_begin(first_epoch=first_epoch, epochs=epochs, history=list(history))
+    checkpointer = None
+    bar = None
     stopped_early = None
-    bar = tqdm(
-        range(first_epoch, epochs),
-        desc=desc,
-        disable=not progress,
-        initial=first_epoch,
-        total=epochs,
-        leave=False,
-    )
+    began = []
     try:
+        if checkpoint_dir is not None:
+            checkpointer = Checkpointer(checkpoint_dir, max_checkpoints)
+        first_epoch = 0
+        restored = checkpointer.restore_latest(state) if checkpointer is not None else None
+        if restored is not None:
+            done, state, history = restored
+            if done + 1 > epochs:
+                raise ValueError(
+                    f"epochs: {epochs} asked, but the checkpoint in {checkpointer.directory!r} "
+                    f"already holds {done + 1} epochs; pass epochs >= {done + 1}, or another "
+                    "checkpoint_dir"
+                )
+            first_epoch = done + 1
+
+        for hook in hooks:
+            hook.on_train_begin(first_epoch=first_epoch, epochs=epochs, history=list(history))
+            began.append(hook)
+        bar = tqdm(
+            range(first_epoch, epochs),
+            desc=desc,
+            disable=not progress,
+            initial=first_epoch,
+            total=epochs,
+            leave=False,
+        )
         for epoch in bar:
             start = time.perf_counter()
             shuffle_key, steps_key = jax.random.split(jax.random.fold_in(key, epoch))
@@ -256,6 +307,7 @@ def fit(
             rest = None
             if remainder == "keep":
                 indices, rest = indices
+            start_state = state
             state, metrics, bad_step = run_epoch(runner, state, data, indices, steps_key)
             if rest is not None and rest.shape[0] > 0 and bad_step < 0:
                 state, rest_metrics, bad_step = run_epoch(
@@ -266,6 +318,25 @@ def fit(
             row.update(_epoch_means(metrics))
             if bad_step >= 0:
                 history.append(row)
+                index = bad_step - int(start_state.step)
+                if index < indices.shape[0]:
+                    step_batch = indices[index]
+                    step_key = jax.random.split(steps_key, indices.shape[0])[index]
+                else:  # the remainder="keep" batch
+                    step_batch = rest
+                    step_key = jax.random.split(jax.random.fold_in(steps_key, 1), 1)[0]
+                rows = np.asarray(step_batch)
+                batch = jax.tree.map(lambda a, rows=rows: a[rows], data)
+                cause = _diagnose(fns, state, batch, step_key, with_state, stateful)
+                if cause is not None:
+                    name = "grad_fn" if grad_fn is not None else "loss_fn"
+                    raise InvalidDataError(
+                        f"data: the batch of step {bad_step + 1} (epoch {epoch}) fails a value "
+                        f"check of {name} (under jit it made the step non-finite): {cause}",
+                        state=state,
+                        epoch=epoch,
+                        history=history,
+                    ) from cause
                 raise NonFiniteError(
                     f"non-finite loss, gradient or parameters at step {bad_step + 1} (epoch "
                     f"{epoch}); training stopped and the returned state is the last finite one — "
@@ -280,7 +351,7 @@ def fit(
                     if with_state
                     else eval_fn(state.params)
                 )
-                row.update({k: float(v) for k, v in results.items()})
+                row.update(_eval_row(results))
             row["time_s"] = time.perf_counter() - start
             history.append(row)
             if "loss" in row:
@@ -293,12 +364,31 @@ def fit(
                 stopped_early = "; ".join(reasons)
                 break
     finally:
-        bar.close()
+        # Close everything on every path: an Orbax manager left open blocks interpreter exit.
+        if bar is not None:
+            bar.close()
         if checkpointer is not None:
             checkpointer.close()
-        for hook in hooks:
+        for hook in began:
             hook.on_train_end(history=list(history), stopped_early=stopped_early)
     return FitResult(state=state, history=history, stopped_early=stopped_early)
+
+
+def _eval_row(results) -> dict[str, float]:
+    """``eval_fn``'s results as floats; names what is wrong when they are not."""
+    if not isinstance(results, dict):
+        raise TypeError(
+            f"eval_fn: expected a dict {{name: scalar}}, got {type(results).__name__}"
+            + (f" of shape {tuple(results.shape)}" if hasattr(results, "shape") else "")
+        )
+    row = {}
+    for name, value in results.items():
+        if np.ndim(value) != 0:
+            raise ValueError(
+                f"eval_fn: {name!r}: expected a scalar, got shape {tuple(np.shape(value))}"
+            )
+        row[name] = float(value)
+    return row
 
 
 def _epoch_means(metrics: Metrics) -> dict[str, float]:

@@ -15,7 +15,7 @@ so a non-finite update never reaches the state that training returns, at no cost
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -52,7 +52,9 @@ def gradients_of_loss(
 
         def grad_with_state(params, state, batch, key):
             def loss(p):
-                value, out = loss_fn(p, state, batch, key)
+                value, out = _checked_loss_output(
+                    loss_fn(p, state, batch, key), has_aux=has_aux, model_state=True
+                )
                 new_state, metrics = out if has_aux else (out, {})
                 return value, (new_state, metrics)
 
@@ -63,17 +65,85 @@ def gradients_of_loss(
 
         return grad_with_state
 
+    def checked(params, batch, key):
+        return _checked_loss_output(loss_fn(params, batch, key), has_aux=has_aux)
+
     def grad_fn(params, batch, key):
         if has_aux:
-            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key)
+            (loss, metrics), grads = jax.value_and_grad(checked, has_aux=True)(params, batch, key)
             metrics = dict(metrics)
         else:
-            loss, grads = jax.value_and_grad(loss_fn)(params, batch, key)
+            loss, grads = jax.value_and_grad(checked)(params, batch, key)
             metrics = {}
         metrics["loss"] = loss
         return grads, metrics
 
     return grad_fn
+
+
+def _shape(x) -> str:
+    return str(tuple(x.shape)) if hasattr(x, "shape") else type(x).__name__
+
+
+def _check_metrics(metrics, name: str) -> None:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"{name}: expected metrics as a dict, got {type(metrics).__name__}")
+
+
+def _check_scalar_loss(loss, has_aux: bool, model_state: bool) -> None:
+    if isinstance(loss, (tuple, list)):
+        hint = "" if has_aux else "; a (loss, metrics) pair needs has_aux=True"
+        raise TypeError(f"loss_fn: expected a scalar loss, got a {type(loss).__name__}{hint}")
+    if not hasattr(loss, "shape") or tuple(loss.shape) != ():
+        raise ValueError(
+            f"loss_fn: expected a scalar loss, got shape {_shape(loss)}; reduce the per-example "
+            "losses over the batch, e.g. .mean()"
+        )
+    if not jnp.issubdtype(loss.dtype, jnp.floating):
+        raise TypeError(f"loss_fn: expected a floating-point loss, got dtype {loss.dtype}")
+
+
+def _checked_loss_output(out, *, has_aux: bool, model_state: bool = False):
+    """``loss_fn``'s output, checked at trace time: a scalar loss, and the pair fit expects."""
+    if has_aux or model_state:
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            want = (
+                "(loss, (new_model_state, metrics))"
+                if has_aux and model_state
+                else ("(loss, new_model_state)" if model_state else "(loss, metrics)")
+            )
+            got = f"shape {_shape(out)}" if hasattr(out, "shape") else type(out).__name__
+            raise TypeError(f"loss_fn: expected {want} (has_aux={has_aux}), got {got}")
+        _check_scalar_loss(out[0], has_aux, model_state)
+        if has_aux and not model_state:
+            _check_metrics(out[1], "loss_fn")
+        return tuple(out)
+    _check_scalar_loss(out, has_aux, model_state)
+    return out
+
+
+def _checked_grad_output(out, params, n: int):
+    """``grad_fn``'s output, checked at trace time: ``n`` items, the grads shaped as params."""
+    if not isinstance(out, (tuple, list)) or len(out) != n:
+        want = "(grads, metrics)" if n == 2 else "(grads, new_state, metrics)"
+        got = f"a {len(out)}-tuple" if isinstance(out, (tuple, list)) else type(out).__name__
+        raise TypeError(f"grad_fn: expected {want}, got {got}; return (grads, {{}}) for no metrics")
+    grads, metrics = out[0], out[-1]
+    want, found = jax.tree.structure(params), jax.tree.structure(grads)
+    if want != found:
+        raise ValueError(
+            f"grad_fn: expected grads with the structure of params, {want}, got {found}"
+        )
+    for (path, p), g in zip(
+        jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(grads), strict=True
+    ):
+        if _shape(p) != _shape(g):
+            raise ValueError(
+                f"grad_fn: grads{jax.tree_util.keystr(path)}: expected the shape of params, "
+                f"{_shape(p)}, got {_shape(g)}"
+            )
+    _check_metrics(metrics, "grad_fn")
+    return tuple(out)
 
 
 def make_train_step(
@@ -104,11 +174,17 @@ def make_train_step(
     def step(state: TrainState, batch, key: PRNGKey):
         aux, ms = state.aux, state.model_state
         if stateful:
-            grads, aux, metrics = grad_fn(state.params, aux, batch, key)
+            grads, aux, metrics = _checked_grad_output(
+                grad_fn(state.params, aux, batch, key), state.params, 3
+            )
         elif model_state:
-            grads, ms, metrics = grad_fn(state.params, ms, batch, key)
+            grads, ms, metrics = _checked_grad_output(
+                grad_fn(state.params, ms, batch, key), state.params, 3
+            )
         else:
-            grads, metrics = grad_fn(state.params, batch, key)
+            grads, metrics = _checked_grad_output(
+                grad_fn(state.params, batch, key), state.params, 2
+            )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = dict(metrics)
