@@ -390,7 +390,7 @@ def _run(check: str, args: dict, *, devices: int, timeout: float) -> dict:
 @pytest.fixture(scope="module")
 def eight(tmp_path_factory):
     out = tmp_path_factory.mktemp("eight")
-    res = _run("eight", {"out": str(out), "hinton": True}, devices=8, timeout=180)
+    res = _run("eight", {"out": str(out), "hinton": True}, devices=8, timeout=600)
     res["out"] = out
     return res
 
@@ -466,7 +466,7 @@ def test_checkpoint_saved_on_8_devices_resumes_on(devices, eight, tmp_path):
     if devices == 1:
         res = resume(args)  # this process has one device
     else:
-        res = _run("resume", args, devices=devices, timeout=120)
+        res = _run("resume", args, devices=devices, timeout=300)
     assert res["device_count"] == devices and res["ae_sharding_devices"] == devices
     assert res["ae_epochs"] == [0, 1]  # epoch 0 restored, epoch 1 trained here
     reference = np.load(eight["out"] / "ae_reference.npz")
