@@ -72,7 +72,7 @@ import optax
 import jaxae
 from jaxae import retrieval
 from jaxae.chunked import chunked_map
-from jaxae.experiment import Run, load_mnist_splits, parse, pyplot
+from jaxae.experiment import Run, load_mnist_splits, neighbours_figure, parse, pyplot
 from jaxae.models.deep import unroll
 from jaxae.recipes import RBMConfig, encode_layers, pretrain_rbm_stack
 
@@ -368,25 +368,15 @@ def record_scores(run: Run, method: str, scores, qps: float, n_timed: int, split
 def plot_neighbours(run: Run, x_eval, y_eval, x_train, y_train, neighbours, n_queries: int):
     """Query digits (left) and their 10 nearest training images by each method; a red frame
     marks a neighbour of another digit."""
-    plt = pyplot()
-
-    shown = 10
-    rows = [(q, method) for q in range(n_queries) for method in neighbours]
-    fig, axes = plt.subplots(len(rows), shown + 1, figsize=(0.6 * (shown + 1) + 3, 0.6 * len(rows)))
-    for r, (q, method) in enumerate(rows):
-        images = [x_eval[q]] + [x_train[i] for i in neighbours[method][q, :shown]]
-        wrong = [False] + [y_train[i] != y_eval[q] for i in neighbours[method][q, :shown]]
-        for c, (image, bad) in enumerate(zip(images, wrong, strict=True)):
-            ax = axes[r, c]
-            ax.imshow(np.asarray(image).reshape(28, 28), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_color("red" if bad else "none")
-                spine.set_linewidth(2)
-        axes[r, 0].set_ylabel(method, rotation=0, ha="right", va="center", fontsize=6)
-    axes[0, 0].set_title("query", fontsize=7)
-    fig.suptitle("10 nearest training images by each method; red: another digit", y=1.0)
+    fig = neighbours_figure(
+        x_eval,
+        y_eval,
+        x_train,
+        y_train,
+        neighbours,
+        n_queries,
+        title="10 nearest training images by each method; red: another digit",
+    )
     run.save_figure(fig, "neighbours.png")
 
 

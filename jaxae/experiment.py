@@ -385,6 +385,52 @@ def image_rows_figure(
     return fig
 
 
+def neighbours_figure(
+    queries,
+    query_labels,
+    database,
+    database_labels,
+    neighbours: dict[str, Any],
+    n_queries: int,
+    *,
+    title: str,
+    shown: int = 10,
+):
+    """Each query (left) beside its ``shown`` nearest database images by each method; a red
+    frame marks a neighbour whose label differs from the query's.
+
+    Args:
+      queries: flat 28x28 query images ``[n, 784]`` (or ``[n, 28, 28, ...]``).
+      query_labels: ``[n]`` class labels of the queries.
+      database: the searched images, shaped like ``queries``.
+      database_labels: their class labels.
+      neighbours: method name -> ``[n_queries_or_more, >= shown]`` database indices, nearest first.
+      n_queries: how many queries (rows per method) to show.
+      title: the figure's title.
+    """
+    plt = pyplot()
+    rows = [(q, method) for q in range(n_queries) for method in neighbours]
+    fig, axes = plt.subplots(
+        len(rows), shown + 1, figsize=(0.6 * (shown + 1) + 3, 0.6 * len(rows)), squeeze=False
+    )
+    for r, (q, method) in enumerate(rows):
+        ids = neighbours[method][q, :shown]
+        images = [queries[q]] + [database[i] for i in ids]
+        wrong = [False] + [database_labels[i] != query_labels[q] for i in ids]
+        for c, (image, bad) in enumerate(zip(images, wrong, strict=True)):
+            ax = axes[r, c]
+            ax.imshow(np.asarray(image).reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_color("red" if bad else "none")
+                spine.set_linewidth(2)
+        axes[r, 0].set_ylabel(method, rotation=0, ha="right", va="center", fontsize=6)
+    axes[0, 0].set_title("query", fontsize=7)
+    fig.suptitle(title, y=1.0)
+    return fig
+
+
 def _filter_tiles(weights: np.ndarray, n: int) -> np.ndarray:
     """The first ``n`` columns of ``[784, n_hidden]`` weights as one image of 28×28 tiles, each
     tile scaled to its own [min, max]."""
