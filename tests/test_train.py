@@ -102,7 +102,8 @@ def test_killed_run_resumes_to_the_uninterrupted_parameters(tmp_path):
     jax.tree.map(np.testing.assert_array_equal, uninterrupted.params, resumed.params)
 
 
-def test_non_finite_loss_stops_with_last_good_state():
+@pytest.mark.parametrize("loop", ["scan", "steps"])
+def test_non_finite_loss_stops_with_last_good_state(loop):
     x = jnp.ones((32, 1))
 
     def loss_fn(params, batch, key):
@@ -122,12 +123,73 @@ def test_non_finite_loss_stops_with_last_good_state():
             epochs=3,
             batch_size=4,
             progress=False,
+            loop=loop,
         )
     state = info.value.state
     # w: 0 -> 2 -> 3.6 -> 4.88 -> 5.904; the loss at 5.904 is NaN: that state is the last good one.
     np.testing.assert_allclose(state.params["w"], 5.904, rtol=1e-5)
     assert int(state.step) == 4
     assert info.value.epoch == 0
+
+
+@pytest.mark.parametrize("remainder", ["drop", "keep"])
+def test_step_by_step_loop_runs_the_same_steps_as_the_scan(remainder):
+    x = _digits()[:700]
+    scan = _fit(x, 2, loop="scan", remainder=remainder)
+    steps = _fit(x, 2, loop="steps", remainder=remainder)
+    assert int(steps.state.step) == int(scan.state.step) == 2 * (11 if remainder == "keep" else 10)
+    jax.tree.map(
+        functools.partial(np.testing.assert_allclose, atol=1e-6), steps.params, scan.params
+    )
+    for a, b in zip(steps.history, scan.history, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+
+
+def _conv_loss(params, batch, key):
+    del key
+    y = jax.lax.conv_general_dilated(
+        batch, params["w"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    return jnp.mean(jnp.square(y - batch))
+
+
+def test_auto_loop_dispatches_steps_for_convolutions_on_cpu():
+    from jaxae.training.epoch import resolve_loop, uses_convolution
+
+    params = {"w": jnp.zeros((3, 3, 1, 1))}
+    batch = jax.ShapeDtypeStruct((4, 8, 8, 1), jnp.float32)
+    key = jax.random.key(0)
+    inside = jax.jit(lambda p, b, k: jax.grad(_conv_loss)(p, b, k)["w"].sum())  # nested jit
+    assert uses_convolution(_conv_loss, params, batch, key)
+    assert uses_convolution(inside, params, batch, key)
+    assert not uses_convolution(lambda p, b, k: jnp.sum(b), params, batch, key)
+    pick = functools.partial(resolve_loop, step_fn=_conv_loss, example_args=(params, batch, key))
+    assert pick("auto", platform="cpu") == "steps"
+    assert pick("auto", platform="gpu") == "scan" and pick("scan", platform="cpu") == "scan"
+    dense = resolve_loop(
+        "auto",
+        platform="cpu",
+        step_fn=lambda p, b, k: jnp.sum(b),
+        example_args=(params, batch, key),
+    )
+    assert dense == "scan"
+    with pytest.raises(
+        ValueError, match=r"loop: expected one of \('auto', 'scan', 'steps'\), got 'python'"
+    ):
+        pick("python", platform="cpu")
+    x = np.random.default_rng(0).random((20, 8, 8, 1), np.float32)
+    kwargs = dict(
+        loss_fn=_conv_loss,
+        optimizer=optax.sgd(0.1),
+        key=key,
+        epochs=2,
+        batch_size=5,
+        progress=False,
+    )
+    auto = jaxae.fit(params, x, **kwargs)
+    scan = jaxae.fit(params, x, loop="scan", **kwargs)
+    jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6), auto.params, scan.params)
+    assert float(jnp.abs(auto.params["w"]).sum()) > 0
 
 
 def test_training_step_compiles_once():
@@ -146,11 +208,17 @@ def test_training_step_compiles_once():
         batch_size=100,
         progress=False,
     )
-    jaxae.fit({"w": jnp.zeros((64, 2))}, x, **kwargs)
+    jaxae.fit({"w": jnp.zeros((64, 2))}, x, loop="scan", **kwargs)
     assert len(traces) == 1  # one trace of the step for all epochs
     traces.clear()
-    jaxae.fit({"w": jnp.zeros((64, 2))}, x, remainder="keep", **kwargs)
+    jaxae.fit({"w": jnp.zeros((64, 2))}, x, remainder="keep", loop="scan", **kwargs)
     assert len(traces) == 1  # the full batches' epoch is cached: one trace for the last batch
+    traces.clear()
+    jaxae.fit({"w": jnp.zeros((64, 2))}, x, loop="auto", **kwargs)
+    assert len(traces) == 1  # on CPU "auto" looks for a convolution: one abstract trace ...
+    traces.clear()
+    jaxae.fit({"w": jnp.zeros((64, 2))}, x, loop="auto", **kwargs)
+    assert len(traces) == 0  # ... cached by function and shapes
 
 
 def test_remainder_keep_sees_every_example_once_per_epoch():
@@ -260,6 +328,7 @@ def test_same_loss_and_optimizer_compile_once_across_fit_calls():
 
     optimizer = optax.sgd(1e-3)
     kwargs = dict(loss_fn=loss_fn, optimizer=optimizer, epochs=1, batch_size=100, progress=False)
+    kwargs.update(loop="scan")  # "auto" adds one (cached) abstract trace: see the test above
     first = jaxae.fit({"w": jnp.ones((64, 2))}, x, key=jax.random.key(0), **kwargs)
     second = jaxae.fit({"w": jnp.zeros((64, 2))}, x[::-1], key=jax.random.key(1), **kwargs)
     assert len(traces) == 1  # one trace across both calls: other params, data and key

@@ -7,7 +7,8 @@ Pretraining an RBM and fine-tuning the unrolled autoencoder are two calls of thi
 with mutable collections (a Flax module's ``batch_stats``) passes ``model_state=``.
 
 Per epoch the data stays on device, the batch indices are drawn from the epoch's key, and one
-jit-compiled ``lax.scan`` runs every step; the host sees the metrics once per epoch (progress bar,
+jit-compiled ``lax.scan`` runs every step (or, for convolutions on CPU, one jitted step a
+dispatch: ``loop=``); the host sees the metrics once per epoch (progress bar,
 NaN check, evaluation hook, checkpoint, callbacks). Keys are derived as ``fold_in(key, epoch)``,
 so a run resumed from the checkpoint of epoch ``k`` continues exactly as an uninterrupted run.
 
@@ -35,7 +36,7 @@ from jaxae.training import parallel
 from jaxae.training.batching import batch_indices
 from jaxae.training.callbacks import Callback, callbacks_of
 from jaxae.training.checkpoint import Checkpointer
-from jaxae.training.epoch import epoch_runner, run_epoch
+from jaxae.training.epoch import epoch_runner, resolve_loop, run_epoch
 from jaxae.training.state import TrainState, all_finite, init_train_state
 from jaxae.training.step import GradFn
 from jaxae.typing import Metrics, Params, PRNGKey
@@ -97,6 +98,18 @@ def _diagnose(fns: dict, state: TrainState, batch, key, with_state: bool, statef
     return None
 
 
+def _resolve_loop(loop, fns, state, data, key, batch_size, mesh, with_state, stateful) -> str:
+    """``loop`` made concrete (:func:`~jaxae.training.epoch.resolve_loop`): the loss or
+    estimator is traced on one batch's shapes only for "auto" on CPU."""
+    platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
+    fn = fns["grad_fn"] if fns["grad_fn"] is not None else fns["loss_fn"]
+    extra = (state.model_state,) if with_state else (state.aux,) if stateful else ()
+    batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype), data)
+    return resolve_loop(
+        loop, platform=platform, step_fn=fn, example_args=(state.params, *extra, batch, key)
+    )
+
+
 def _num_examples(data) -> int:
     leaves = jax.tree.leaves(data)
     if not leaves:
@@ -151,6 +164,7 @@ def fit(
     mesh: jax.sharding.Mesh | None = None,
     devices: int | Sequence[jax.Device] | None = None,
     example_keys: bool = False,
+    loop: str = "auto",
 ) -> FitResult:
     """Trains ``params`` on ``data`` for ``epochs`` epochs of shuffled mini-batches.
 
@@ -203,6 +217,11 @@ def fit(
         depend on the device count (up to float rounding). Runs the data-parallel path (on one
         device if neither ``mesh`` nor ``devices`` is given); not with a stateful ``aux`` or
         ``model_state``.
+      loop: how an epoch is dispatched: "scan" (one ``lax.scan``, one dispatch an epoch),
+        "steps" (one jitted step a dispatch; same steps, same keys, same result) or "auto":
+        "steps" on CPU devices when the step computes a convolution, which XLA's CPU backend
+        runs far slower inside a loop (jax-ml/jax#12868), "scan" otherwise. Either way the host
+        waits once an epoch.
 
     Compile once: the compiled epoch is cached by the ``loss_fn`` / ``grad_fn`` and
     ``optimizer`` objects and the flags, so a sweep of short ``fit`` calls that passes the same
@@ -268,6 +287,7 @@ def fit(
         runner = epoch_runner(optimizer=optimizer, **fns, **flags)
     data = runner.place_data(data)
     state = runner.place_state(init_train_state(params, optimizer, aux, model_state))
+    loop = _resolve_loop(loop, fns, state, data, key, batch_size, mesh, with_state, stateful)
     history: list[dict[str, float]] = []
 
     checkpointer = None
@@ -308,10 +328,10 @@ def fit(
             if remainder == "keep":
                 indices, rest = indices
             start_state = state
-            state, metrics, bad_step = run_epoch(runner, state, data, indices, steps_key)
+            state, metrics, bad_step = run_epoch(runner, state, data, indices, steps_key, loop=loop)
             if rest is not None and rest.shape[0] > 0 and bad_step < 0:
                 state, rest_metrics, bad_step = run_epoch(
-                    runner, state, data, rest[None], jax.random.fold_in(steps_key, 1)
+                    runner, state, data, rest[None], jax.random.fold_in(steps_key, 1), loop=loop
                 )
                 metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, rest_metrics)
             row = {"epoch": epoch}

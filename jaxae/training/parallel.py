@@ -621,6 +621,7 @@ def sharded_epoch_fn(
     stateful: bool = False,
     example_keys: bool = False,
     guarded: bool = False,
+    unroll: bool = False,
 ) -> Callable:
     """One epoch inside one jitted ``shard_map``: the data-parallel twin of ``fit``'s epoch.
 
@@ -632,11 +633,13 @@ def sharded_epoch_fn(
       guarded: run :func:`jaxae.training.step.guarded_scan` (keep the last finite state)
         instead of :func:`jaxae.training.step.scan_steps` (apply every update), as the
         one-device epoch does.
+      unroll: compile the steps without a loop (for a few steps a call; see
+        :mod:`jaxae.training.epoch`).
 
     Returns:
-      ``(state, data, indices [n, global_batch], key) -> (state, metrics [n], first_bad)`` with
-      ``data`` from :func:`shard_data` and ``state`` from :func:`place_state`. Step ``s`` uses
-      ``split(key, n)[s]``, as the single-device epoch does. The batches are gathered on the
+      ``(state, data, indices [n, global_batch], keys [n]) -> (state, metrics [n], first_bad)``
+      with ``data`` from :func:`shard_data` and ``state`` from :func:`place_state`. Step ``s``
+      uses ``keys[s]``, as the single-device epoch does. The batches are gathered on the
       devices (split over the data axis); the host sends only the indices and the key.
     """
     axis_name = _data_axis(mesh)
@@ -650,7 +653,8 @@ def sharded_epoch_fn(
             return batch, (per_example_keys(key, idx) if example_keys else key)
 
         scan = guarded_scan if guarded else scan_steps
-        return scan(step, state, (batches, indices, keys), batch_and_key)
+        xs = (batches, indices, keys)
+        return scan(step, state, xs, batch_and_key, unroll=unroll)
 
     sharded = jax.shard_map(
         per_device_scan,
@@ -661,16 +665,15 @@ def sharded_epoch_fn(
     split = NamedSharding(mesh, batch_spec)
 
     @jax.jit
-    def run_epoch(state, data, indices, key):
+    def run_epoch(state, data, indices, keys):
         batches = jax.tree.map(lambda a: a[indices], data)
         batches = lax.with_sharding_constraint(batches, split)
         indices = lax.with_sharding_constraint(indices, split)
-        keys = jax.random.split(key, indices.shape[0])
         return sharded(state, batches, indices, keys)
 
-    def run(state, data, indices, key):
-        indices, key = replicate((indices, key), mesh)
-        return run_epoch(state, data, indices, key)
+    def run(state, data, indices, keys):
+        indices, keys = replicate((indices, keys), mesh)
+        return run_epoch(state, data, indices, keys)
 
     return run
 
@@ -715,6 +718,8 @@ def data_parallel_runner(
     return EpochRunner(
         run=sharded_epoch_fn(step, mesh, **kwargs),
         run_guarded=sharded_epoch_fn(step, mesh, guarded=True, **kwargs),
+        run_unrolled=sharded_epoch_fn(step, mesh, unroll=True, **kwargs),
+        run_unrolled_guarded=sharded_epoch_fn(step, mesh, guarded=True, unroll=True, **kwargs),
         place_data=lambda data: shard_data(data, mesh),
         place_state=lambda state: place_state(state, mesh, stateful=stateful),
     )

@@ -194,8 +194,21 @@ def make_train_step(
     return step
 
 
+def _scan(body: Callable, carry, xs, unroll: bool):
+    """``lax.scan(body, carry, xs)``, or with ``unroll`` the same steps as straight-line code:
+    ``lax.scan(..., unroll=True)`` still emits a (one-trip) while loop, which is what XLA's CPU
+    convolutions are slow inside."""
+    if not unroll:
+        return jax.lax.scan(body, carry, xs)
+    ys = []
+    for i in range(jax.tree.leaves(xs)[0].shape[0]):
+        carry, y = body(carry, jax.tree.map(lambda a, i=i: a[i], xs))
+        ys.append(y)
+    return carry, jax.tree.map(lambda *rows: jnp.stack(rows), *ys)
+
+
 def scan_steps(
-    step: Step, state: TrainState, xs: Any, batch_and_key: Callable
+    step: Step, state: TrainState, xs: Any, batch_and_key: Callable, *, unroll: bool = False
 ) -> tuple[TrainState, Metrics, Array]:
     """``lax.scan`` of ``step`` over ``xs`` (leading axis: steps), every update applied.
 
@@ -204,6 +217,8 @@ def scan_steps(
       state: the state before the first step.
       xs: a PyTree whose leaves have one row per step.
       batch_and_key: turns one step's slice of ``xs`` into the step's ``(batch, key)``.
+      unroll: compile the steps as straight-line code, no loop (for a few steps: see
+        :mod:`jaxae.training.epoch`).
 
     Returns:
       ``(state, metrics [n], first_bad)``: ``first_bad`` is the step count (``state.step``) at
@@ -216,14 +231,14 @@ def scan_steps(
         return step(state, batch, step_key)
 
     start = state.step
-    state, metrics = jax.lax.scan(body, state, xs)
+    state, metrics = _scan(body, state, xs, unroll)
     finite = metrics["finite"]
     first_bad = jnp.where(jnp.all(finite), -1, start + jnp.argmin(finite).astype(start.dtype))
     return state, metrics, first_bad
 
 
 def guarded_scan(
-    step: Step, state: TrainState, xs: Any, batch_and_key: Callable
+    step: Step, state: TrainState, xs: Any, batch_and_key: Callable, *, unroll: bool = False
 ) -> tuple[TrainState, Metrics, Array]:
     """:func:`scan_steps` that keeps the last finite state.
 
@@ -241,5 +256,6 @@ def guarded_scan(
         bad_step = jnp.where((bad_step < 0) & ~metrics["finite"], state.step, bad_step)
         return (state, bad_step), metrics
 
-    (state, bad_step), metrics = jax.lax.scan(body, (state, jnp.array(-1, jnp.int32)), xs)
+    init = (state, jnp.array(-1, jnp.int32))
+    (state, bad_step), metrics = _scan(body, init, xs, unroll)
     return state, metrics, bad_step
