@@ -148,7 +148,7 @@ MISTAKES = [
             data={"x": _X, "y": np.zeros(15)}, loss_fn=lambda p, b, k: _LOSS(p, b["x"], k)
         ),
         ValueError,
-        r"one shared leading \(example\) dimension.*data\['x'\]: 16, data\['y'\]: 15",
+        r"one shared leading dimension \(the examples\).*data\['x'\]: 16, data\['y'\]: 15",
     ),
     # --- fit's options
     (

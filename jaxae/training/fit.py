@@ -125,7 +125,7 @@ def _num_examples(data) -> int:
     if len(set(sizes.values())) != 1 or None in sizes.values():
         shown = ", ".join(f"{k}: {v}" for k, v in list(sizes.items())[:8])
         raise ValueError(
-            "data: expected arrays with one shared leading (example) dimension, got leading "
+            "data: expected arrays with one shared leading dimension (the examples), got leading "
             f"sizes {shown}" + (" ..." if len(sizes) > 8 else "")
         )
     (n,) = set(sizes.values())
@@ -141,7 +141,7 @@ def _check_params(params, differentiated: bool) -> None:
     for path, x in leaves:
         name = "params" + jax.tree_util.keystr(path)
         if isinstance(x, (float, int)) and not isinstance(x, bool):
-            continue
+            x = np.asarray(x)  # a Python number: its dtype decides
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             if callable(x) and hasattr(x, "__self__"):
                 got = f"the method {x.__name__} uncalled; call it, e.g. model.{x.__name__}(key)"
