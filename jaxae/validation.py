@@ -203,6 +203,32 @@ def check_counts(x, name: str, what: str = "counts") -> None:
         )
 
 
+def _outline(tree) -> str:
+    """A short description of a PyTree's top level: its keys, or its type and length."""
+    if isinstance(tree, dict):
+        return "keys " + ", ".join(repr(k) for k in sorted(tree, key=str)) if tree else "{}"
+    if isinstance(tree, (list, tuple)):
+        return f"a {type(tree).__name__} of {len(tree)}"
+    return type(tree).__name__
+
+
+def _first_difference(expected, tree, path: str = "") -> tuple[str, str, str]:
+    """The first place where ``tree``'s structure leaves ``expected``'s: (path, want, got)."""
+    same_dict = isinstance(expected, dict) and isinstance(tree, dict) and set(expected) == set(tree)
+    same_list = (
+        isinstance(expected, (list, tuple))
+        and isinstance(tree, (list, tuple))
+        and len(expected) == len(tree)
+    )
+    if same_dict or same_list:
+        keys = sorted(expected, key=str) if same_dict else range(len(expected))
+        for k in keys:
+            a, b = expected[k], tree[k]
+            if jax.tree.structure(a) != jax.tree.structure(b):
+                return _first_difference(a, b, f"{path}[{k!r}]")
+    return path, _outline(expected), _outline(tree)
+
+
 def check_tree_shapes(tree, expected, name: str, what: str) -> None:
     """Raises ``ValueError`` unless ``tree`` has ``expected``'s structure and leaf shapes.
 
@@ -213,9 +239,10 @@ def check_tree_shapes(tree, expected, name: str, what: str) -> None:
     try:
         leaves = treedef.flatten_up_to(tree)
     except (ValueError, TypeError, KeyError):
+        path, want, got = _first_difference(expected, tree)
         raise ValueError(
-            f"{name}: expected the parameters of {what}, with structure {treedef}, got "
-            f"{jax.tree.structure(tree)}; were these params made for another model?"
+            f"{name}{path}: expected {want} for the parameters of {what}, got {got}; were these "
+            "params made for another model?"
         ) from None
     for (path, e), t in zip(flat, leaves, strict=True):
         found = tuple(getattr(t, "shape", ()))

@@ -256,7 +256,8 @@ MISTAKES = [
         "fixed: MLP params given to a VAE",
         lambda: _vae().encode(_MLP.init(_KEY), _X),
         ValueError,
-        r"params: expected the parameters of MLPVAE.*another model",
+        r"params: expected keys 'decoder', 'encoder', 'log_variance', 'mean' for the "
+        r"parameters of MLPVAE.*got keys 'decoder', 'encoder'; were these params made for another",
     ),
     # --- shapes given to the models
     (

@@ -264,12 +264,12 @@ class ConvVAE:
         """``q(z|x)``: ``[batch, H, W, C]`` -> ``(mean, log_variance)``, each ``[batch, z]``."""
         x = jnp.asarray(x)
         check_array(x, "x", rank=4, floating=True)
-        _check_params(self, params)
         if tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(
                 f"x: expected shape [batch, {', '.join(map(str, self.image_shape))}], got "
                 f"{tuple(x.shape)}"
             )
+        _check_params(self, params)
         return self._encoder.apply(params["encoder"], x)
 
     def encode(self, params: Params, x: ArrayLike, *, logits: bool = False) -> Array:
