@@ -87,7 +87,7 @@ import numpy as np
 from jax import lax
 
 from jaxae.typing import Array, ArrayLike, Metrics, PRNGKey
-from jaxae.validation import check_array, check_positive_int
+from jaxae.validation import check_array, check_positive_int, eight_bit_hint
 
 __all__ = [
     "RBMSpec",
@@ -264,7 +264,7 @@ def _check_visible(v, spec: RBMSpec, name: str) -> None:
     if spec.visible == "bernoulli" and (lo < 0.0 or hi > 1.0):
         raise ValueError(
             f"{name}: expected values in [0, 1] for a bernoulli visible layer, "
-            f"got values in [{lo:g}, {hi:g}]"
+            f"got values in [{lo:g}, {hi:g}]" + eight_bit_hint(lo, hi, 1.0)
         )
     if spec.visible == "softmax":
         _check_counts(values, name, "word counts for a softmax visible layer")
@@ -281,6 +281,19 @@ def _nan_unless_valid_visible(tree, v, spec: RBMSpec):
     else:
         ok = jnp.all((v >= 0) & (v == jnp.round(v)))
     return jax.tree.map(lambda x: jnp.where(ok, x, jnp.nan), tree)
+
+
+def _nan_rows_unless_valid_visible(value: Array, v, spec: RBMSpec) -> Array:
+    """Under tracing: ``value`` (``[batch]`` or a scalar for one ``v``) with NaN for every example
+    whose ``v`` leaves its unit type's range, as the losses do under ``jit``, so a traced free
+    energy is never a wrong finite number (and :func:`jaxae.fit` names the check)."""
+    if _is_concrete(v) or spec.visible in _GAUSSIAN_VISIBLE:
+        return value
+    if spec.visible == "bernoulli":
+        ok = (v >= 0) & (v <= 1)
+    else:
+        ok = (v >= 0) & (v == jnp.round(v))
+    return jnp.where(jnp.all(ok, axis=-1), value, jnp.nan)
 
 
 def _check_counts(values: np.ndarray, name: str, what: str) -> None:
@@ -700,7 +713,8 @@ def energy(params: RBMParams, v: ArrayLike, h: ArrayLike, *, spec: RBMSpec) -> A
       spec: sizes and unit types.
 
     Returns:
-      ``[batch]`` energies.
+      ``[batch]`` energies; under ``jit``, NaN for an example whose ``v`` leaves the visible
+      layer's range (outside ``jit`` that is a ``ValueError``).
 
     References:
       Hinton (2010), A Practical Guide to Training RBMs, eq. 1 and §13 (Gaussian units).
@@ -710,7 +724,8 @@ def energy(params: RBMParams, v: ArrayLike, h: ArrayLike, *, spec: RBMSpec) -> A
     _check_visible(v, spec, "v")
     _check_hidden(h, spec, counts=True)
     _check_batch_shapes(v, h, "v", "h")
-    return _energy(params, _as_float(v, params), _as_float(h, params), spec)
+    value = _energy(params, _as_float(v, params), _as_float(h, params), spec)
+    return _nan_rows_unless_valid_visible(value, v, spec)
 
 
 def free_energy(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
@@ -726,7 +741,8 @@ def free_energy(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
       spec: sizes and unit types.
 
     Returns:
-      ``[batch]`` free energies (``p(v) = exp(-F(v)) / Z``).
+      ``[batch]`` free energies (``p(v) = exp(-F(v)) / Z``); under ``jit``, NaN for an example
+      outside the visible layer's range (outside ``jit`` that is a ``ValueError``).
 
     References:
       Hinton (2010), A Practical Guide to Training RBMs, §16.1 (free energy of a visible vector).
@@ -734,7 +750,7 @@ def free_energy(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
     """
     _check_params(params, spec)
     _check_visible(v, spec, "v")
-    return _free_energy(params, _as_float(v, params), spec)
+    return _nan_rows_unless_valid_visible(_free_energy(params, _as_float(v, params), spec), v, spec)
 
 
 def hidden_mean(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
@@ -999,7 +1015,7 @@ def reconstruction_error(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> A
     v = _as_float(v, params)
     h = _hidden_mean_from_input(_hidden_input(params, v, spec), spec)
     v_rec = _visible_mean_from_input(_visible_input(params, h), spec, _doc_lengths(v, spec))
-    return _squared_error(v, v_rec)
+    return _nan_rows_unless_valid_visible(_squared_error(v, v_rec), v, spec)
 
 
 def _logsumexp_over_binary_states(fn, n_units: int, width: int, dtype) -> Array:
@@ -1315,7 +1331,8 @@ def log_likelihood(params: RBMParams, v: ArrayLike, log_z: ArrayLike, *, spec: R
         raise ValueError(
             f"log_z: expected shape () or {tuple(v.shape[:-1])}, got {tuple(log_z.shape)}"
         )
-    return -_free_energy(params, _as_float(v, params), spec) - log_z
+    value = -_free_energy(params, _as_float(v, params), spec) - log_z
+    return _nan_rows_unless_valid_visible(value, v, spec)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -280,6 +280,9 @@ def nearest_neighbors(
     """
     queries, database = np.asarray(queries), np.asarray(database)
     _check_pair(queries, database, "queries", "database")
+    # NaN codes (a diverged encoder) would rank in an arbitrary order: refuse them here.
+    check_array(queries, "queries")
+    check_array(database, "database")
     check_positive_int(k, "k")
     check_positive_int(batch_size, "batch_size")
     if k > database.shape[0]:

@@ -48,11 +48,17 @@ def check_array(
                 want = f"{rank.start} to {rank.stop - 1}"
             else:
                 want = " or ".join(str(r) for r in ranks)
-            raise ValueError(f"{name}: expected rank {want}, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{name}: expected rank {want}, got shape {tuple(x.shape)}"
+                + _rank_hint(x, name, ranks, last_dim)
+            )
     if last_dim is not None and (x.ndim == 0 or x.shape[-1] != last_dim):
         raise ValueError(f"{name}: expected last dimension {last_dim}, got shape {tuple(x.shape)}")
     if floating and not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{name}: expected a floating dtype, got {x.dtype}")
+        hint = ""
+        if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
+            hint = f"; convert it, e.g. {name}.astype(np.float32) (and divide 8-bit images by 255)"
+        raise TypeError(f"{name}: expected a floating dtype, got {x.dtype}{hint}")
     if nonempty and x.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {tuple(x.shape)}")
     if not _is_concrete(x):
@@ -69,7 +75,27 @@ def check_array(
         if lo < low or hi > high:
             raise ValueError(
                 f"{name}: expected values in [{low}, {high}], got values in [{lo:g}, {hi:g}]"
+                + eight_bit_hint(lo, hi, high)
             )
+
+
+def eight_bit_hint(lo: float, hi: float, high: float) -> str:
+    """``"; 8-bit images? ..."`` when values in [0, 255] were given where [0, 1] is expected."""
+    if high == 1.0 and lo >= 0.0 and 1.0 < hi <= 255.0:
+        return "; 8-bit images in [0, 255]? divide them by 255"
+    return ""
+
+
+def _rank_hint(x, name: str, ranks: tuple[int, ...], last_dim: int | None) -> str:
+    """What the usual mistakes behind a wrong rank look like, as a hint for the message."""
+    shape = tuple(x.shape)
+    if x.ndim == 1 and 2 in ranks and np.issubdtype(x.dtype, np.integer):
+        return f"; integer labels? {name} is the data (the inputs), not the labels"
+    if x.ndim + 1 in ranks and x.ndim >= 1 and (last_dim is None or shape[-1] == last_dim):
+        return f"; a single example? add the batch axis: {name}[None]"
+    if x.ndim > max(ranks) and last_dim is not None and int(np.prod(shape[1:])) == last_dim:
+        return f"; flatten each example: {name}.reshape(len({name}), -1)"
+    return ""
 
 
 def check_same_shape(a, b, name_a: str, name_b: str) -> None:
@@ -146,6 +172,13 @@ def check_optimizer(optimizer, name: str = "optimizer") -> None:
         return
     if isinstance(optimizer, str):
         got = f"the string {optimizer!r}; pass optax.{optimizer}(learning_rate)"
+    elif callable(optimizer) and "<locals>" in getattr(optimizer, "__qualname__", ""):
+        # A closure made by a factory, e.g. an optax schedule: not an optimizer to call.
+        fname = optimizer.__qualname__.split(".<locals>")[0]
+        got = (
+            f"a function made by {fname} (a learning-rate schedule?); pass it to an optimizer, "
+            f"e.g. optax.adam(learning_rate={fname}(...))"
+        )
     elif callable(optimizer):
         fname = getattr(optimizer, "__name__", repr(optimizer))
         got = f"the function {fname} uncalled; call it, e.g. optax.{fname}(1e-3)"
@@ -168,3 +201,53 @@ def check_counts(x, name: str, what: str = "counts") -> None:
         raise ValueError(
             f"{name}: expected non-negative integer {what}, got {values[fractional].flat[0]:g}"
         )
+
+
+def _outline(tree) -> str:
+    """A short description of a PyTree's top level: its keys, or its type and length."""
+    if isinstance(tree, dict):
+        return "keys " + ", ".join(repr(k) for k in sorted(tree, key=str)) if tree else "{}"
+    if isinstance(tree, (list, tuple)):
+        return f"a {type(tree).__name__} of {len(tree)}"
+    return type(tree).__name__
+
+
+def _first_difference(expected, tree, path: str = "") -> tuple[str, str, str]:
+    """The first place where ``tree``'s structure leaves ``expected``'s: (path, want, got)."""
+    same_dict = isinstance(expected, dict) and isinstance(tree, dict) and set(expected) == set(tree)
+    same_list = (
+        isinstance(expected, (list, tuple))
+        and isinstance(tree, (list, tuple))
+        and len(expected) == len(tree)
+    )
+    if same_dict or same_list:
+        keys = sorted(expected, key=str) if same_dict else range(len(expected))
+        for k in keys:
+            a, b = expected[k], tree[k]
+            if jax.tree.structure(a) != jax.tree.structure(b):
+                return _first_difference(a, b, f"{path}[{k!r}]")
+    return path, _outline(expected), _outline(tree)
+
+
+def check_tree_shapes(tree, expected, name: str, what: str) -> None:
+    """Raises ``ValueError`` unless ``tree`` has ``expected``'s structure and leaf shapes.
+
+    ``expected`` is a PyTree of shaped objects (e.g. ``jax.eval_shape`` of an ``init``); ``what``
+    names the model they are made for. Free at trace time (shapes only).
+    """
+    flat, treedef = jax.tree_util.tree_flatten_with_path(expected)
+    try:
+        leaves = treedef.flatten_up_to(tree)
+    except (ValueError, TypeError, KeyError):
+        path, want, got = _first_difference(expected, tree)
+        raise ValueError(
+            f"{name}{path}: expected {want} for the parameters of {what}, got {got}; were these "
+            "params made for another model?"
+        ) from None
+    for (path, e), t in zip(flat, leaves, strict=True):
+        found = tuple(getattr(t, "shape", ()))
+        if found != tuple(e.shape):
+            raise ValueError(
+                f"{name}{jax.tree_util.keystr(path)}: expected shape {tuple(e.shape)} for {what}, "
+                f"found {found}; were these params made for another model?"
+            )

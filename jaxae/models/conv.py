@@ -93,6 +93,10 @@ def _check_images(x: Array, image_shape: tuple[int, int, int]) -> None:
         hint = ""
         if len(shape) == 2 and shape[1] == h * w * c:
             hint = f"; reshape flat images with x.reshape(-1, {h}, {w}, {c})"
+        elif shape == image_shape:
+            hint = "; a single image? add the batch axis: x[None]"
+        elif len(shape) == 3 and c == 1 and shape[1:] == (h, w):
+            hint = "; no channel axis? add it: x[..., None]"
         raise ValueError(f"x: expected images {want}, got shape {shape}{hint}")
     if tuple(x.shape[1:]) == image_shape:
         return

@@ -29,6 +29,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -261,11 +262,20 @@ class LSTMSequenceModel:
 
     def _check(self, x) -> Array:
         x = jnp.asarray(x)
-        check_array(x, "x", rank=3, floating=True)
-        if x.shape[1:] != (self.num_frames, self.input_dim):
+        t, d = self.num_frames, self.input_dim
+        if x.ndim > 3 and x.shape[1] == t and math.prod(x.shape[2:]) == d:
             raise ValueError(
-                f"x: expected [batch, {self.num_frames}, {self.input_dim}] (num_frames, "
-                f"input_dim), got shape {tuple(x.shape)}"
+                f"x: expected [batch, {t}, {d}] (num_frames, input_dim), got shape "
+                f"{tuple(x.shape)}: frames are not flattened; use x.reshape(len(x), {t}, {d})"
+            )
+        check_array(x, "x", rank=3, floating=True)
+        if x.shape[1:] != (t, d):
+            hint = ""
+            if x.shape[0] == t and x.shape[2] == d:
+                hint = "; time-major [num_frames, batch, input_dim]? use x.transpose(1, 0, 2)"
+            raise ValueError(
+                f"x: expected [batch, {t}, {d}] (num_frames, input_dim), got shape "
+                f"{tuple(x.shape)}{hint}"
             )
         return x
 

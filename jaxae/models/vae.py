@@ -30,6 +30,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -37,10 +38,21 @@ import jax.numpy as jnp
 
 from jaxae.models.mlp import ACTIVATIONS
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
-from jaxae.validation import check_array, check_positive_int
+from jaxae.validation import check_array, check_positive_int, check_tree_shapes
 from jaxae.variational import diagonal_gaussian_log_density, standard_normal_log_density
 
 __all__ = ["ConvVAE", "MLPVAE", "TwoStochasticLayerVAE"]
+
+
+@functools.lru_cache(maxsize=64)
+def _param_shapes(model) -> Params:
+    """The shapes ``model.init`` makes (traced once per model configuration)."""
+    return jax.eval_shape(model._init, jax.random.key(0))
+
+
+def _check_params(model, params: Params) -> None:
+    """Trace-time check that ``params`` were made by ``model.init`` (structure and shapes)."""
+    check_tree_shapes(params, _param_shapes(model), "params", repr(model))
 
 
 def _dense(key: PRNGKey, n_in: int, n_out: int) -> dict[str, Array]:
@@ -114,6 +126,7 @@ class MLPVAE:
         """
         x = jnp.asarray(x)
         check_array(x, "x", rank=2, last_dim=self.sizes[0], floating=True)
+        _check_params(self, params)
         act = ACTIVATIONS[self.activation]
         for layer in params["encoder"]:
             x = act(_affine(layer, x))
@@ -140,6 +153,7 @@ class MLPVAE:
         """
         z = jnp.asarray(z)
         check_array(z, "z", rank=2, last_dim=self.latent_size, floating=True)
+        _check_params(self, params)
         act = ACTIVATIONS[self.activation]
         layers = params["decoder"]
         for layer in layers[:-1]:
@@ -255,6 +269,7 @@ class ConvVAE:
                 f"x: expected shape [batch, {', '.join(map(str, self.image_shape))}], got "
                 f"{tuple(x.shape)}"
             )
+        _check_params(self, params)
         return self._encoder.apply(params["encoder"], x)
 
     def encode(self, params: Params, x: ArrayLike, *, logits: bool = False) -> Array:
@@ -266,6 +281,7 @@ class ConvVAE:
         """``[batch, latent_size]`` -> ``[batch, H, W, C]`` Bernoulli means (logits if asked)."""
         z = jnp.asarray(z)
         check_array(z, "z", rank=2, last_dim=self.latent_size, floating=True)
+        _check_params(self, params)
         out = self._decoder.apply(params["decoder"], z)
         return out if logits else jax.nn.sigmoid(out)
 
@@ -368,6 +384,7 @@ class TwoStochasticLayerVAE:
         """``q(h1|x)``: ``[batch, input_size]`` -> (mean, log_variance) ``[batch, h1]``."""
         x = jnp.asarray(x)
         check_array(x, "x", rank=2, last_dim=self.input_size, floating=True)
+        _check_params(self, params)
         return self._gaussian(params["q_h1"], x)
 
     def encode(self, params: Params, x: ArrayLike, *, logits: bool = False) -> Array:
@@ -379,18 +396,21 @@ class TwoStochasticLayerVAE:
         """``q(h2|h1)``: ``[batch, h1]`` -> (mean, log_variance) ``[batch, h2]``."""
         h1 = jnp.asarray(h1)
         check_array(h1, "h1", rank=2, last_dim=self.first_latent_size, floating=True)
+        _check_params(self, params)
         return self._gaussian(params["q_h2"], h1)
 
     def prior_top(self, params: Params, h2: ArrayLike) -> tuple[Array, Array]:
         """``p(h1|h2)``: ``[batch, h2]`` -> (mean, log_variance) ``[batch, h1]``."""
         h2 = jnp.asarray(h2)
         check_array(h2, "h2", rank=2, last_dim=self.latent_size, floating=True)
+        _check_params(self, params)
         return self._gaussian(params["p_h1"], h2)
 
     def decode(self, params: Params, h1: ArrayLike, *, logits: bool = False) -> Array:
         """``p(x|h1)``: ``[batch, h1]`` -> Bernoulli means (logits if asked) ``[batch, input]``."""
         h1 = jnp.asarray(h1)
         check_array(h1, "h1", rank=2, last_dim=self.first_latent_size, floating=True)
+        _check_params(self, params)
         net = params["p_x"]
         out = _affine(net["logits"], _mlp(net["hidden"], h1, ACTIVATIONS[self.activation]))
         return out if logits else jax.nn.sigmoid(out)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -111,17 +111,97 @@ def _resolve_loop(loop, fns, state, data, key, batch_size, mesh, with_state, sta
 
 
 def _num_examples(data) -> int:
-    leaves = jax.tree.leaves(data)
+    if isinstance(data, Iterator):
+        raise TypeError(
+            f"data: expected an array (or a PyTree of arrays sharing the leading axis), got "
+            f"{type(data).__name__}; fit needs the whole dataset as arrays, e.g. "
+            "np.asarray(list(data), np.float32)"
+        )
+    leaves = jax.tree_util.tree_leaves_with_path(data)
     if not leaves:
         raise ValueError("data: expected at least one array, got an empty PyTree")
-    sizes = {int(np.shape(x)[0]) if np.ndim(x) else -1 for x in leaves}
-    if len(sizes) != 1 or -1 in sizes:
-        shapes = [tuple(np.shape(x)) for x in leaves]
-        raise ValueError(f"data: expected arrays with one shared leading dimension, got {shapes}")
-    (n,) = sizes
+    for path, x in leaves:
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            name = "data" + jax.tree_util.keystr(path)
+            what = type(x).__name__
+            if isinstance(data, (list, tuple)) and not hasattr(x, "__len__"):
+                what = f"a Python {type(data).__name__} of {what}"
+            raise TypeError(
+                f"{name}: expected an array (or a PyTree of arrays sharing the leading axis), "
+                f"got {what}; fit needs the whole dataset as arrays, e.g. "
+                "np.asarray(data, np.float32)"
+            )
+    sizes = {
+        "data" + jax.tree_util.keystr(path): int(x.shape[0]) if x.ndim else None
+        for path, x in leaves
+    }
+    if len(set(sizes.values())) != 1 or None in sizes.values():
+        shown = ", ".join(f"{k}: {v}" for k, v in list(sizes.items())[:8])
+        raise ValueError(
+            "data: expected arrays with one shared leading dimension (the examples), got leading "
+            f"sizes {shown}" + (" ..." if len(sizes) > 8 else "")
+        )
+    (n,) = set(sizes.values())
     if n == 0:
         raise ValueError("data: expected at least one example, got 0")
     return n
+
+
+def _check_params(params, differentiated: bool) -> None:
+    """``params`` is a PyTree of arrays (not a model, not an uncalled ``init``); float if
+    ``loss_fn`` is differentiated with respect to it."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    for path, x in leaves:
+        name = "params" + jax.tree_util.keystr(path)
+        if isinstance(x, (float, int)) and not isinstance(x, bool):
+            x = np.asarray(x)  # a Python number: its dtype decides
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            if callable(x) and hasattr(x, "__self__"):
+                got = f"the method {x.__name__} uncalled; call it, e.g. model.{x.__name__}(key)"
+            elif hasattr(x, "init"):
+                got = f"a {type(x).__name__} (a model?); pass its parameters, model.init(key)"
+            else:
+                got = type(x).__name__
+            raise TypeError(f"{name}: expected a PyTree of arrays, got {got}")
+        if differentiated and not jnp.issubdtype(x.dtype, jnp.inexact):
+            raise TypeError(
+                f"{name}: expected a floating dtype (loss_fn is differentiated with respect to "
+                f"params), got {x.dtype}"
+            )
+
+
+def _check_arity(fn, name: str, arguments: tuple[str, ...], hint: str = "") -> None:
+    """``fn`` can be called with ``len(arguments)`` positional arguments (when its signature can
+    be read)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    varargs = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
+    required = [p for p in positional if p.default is p.empty]
+    n = len(arguments)
+    if len(required) > n or (len(positional) < n and not varargs):
+        got = ", ".join(p.name for p in positional) + (", *args" if varargs else "")
+        hint = hint if len(required) == n + 1 else ""
+        raise TypeError(
+            f"{name}: expected a function of ({', '.join(arguments)}), got one of ({got}){hint}"
+        )
+
+
+def _check_callbacks(callbacks) -> None:
+    items = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
+    for c in items:
+        if isinstance(c, type):
+            raise TypeError(
+                f"callbacks: got the class {c.__name__}, not an instance; pass {c.__name__}(...)"
+            )
 
 
 _all_finite_jit = jax.jit(all_finite)
@@ -228,8 +308,11 @@ def fit(
     objects (not a fresh ``lambda``, ``partial`` or ``optax.adam(...)`` per call) compiles once.
 
     Checked inputs: before training, in plain Python: the integer options, ``optimizer`` (an
-    Optax transformation, not a string or an uncalled ``optax.adam``), ``key`` (a typed key, or a
-    legacy ``uint32[2]`` one), the data (one leading axis, finite), ``checkpoint_dir`` (a
+    Optax transformation, not a string, an uncalled ``optax.adam`` or a schedule), ``key`` (a
+    typed key, or a legacy ``uint32[2]`` one), ``params`` (a PyTree of arrays, floating for
+    ``loss_fn``), the positional arguments ``loss_fn`` / ``grad_fn`` take, ``callbacks``
+    (instances, not classes), the data (arrays with one leading axis, finite; float64 data is
+    trained in float32, JAX's default precision, unless ``jax_enable_x64``), ``checkpoint_dir`` (a
     writable directory: not a file, not below one) and the checkpoint found there (intact, of
     this model and optimizer, at most ``epochs`` epochs). While the step is traced, before XLA:
     ``loss_fn`` returns a scalar (a pair with ``has_aux``), ``grad_fn`` returns ``(grads,
@@ -260,8 +343,23 @@ def fit(
     for name, fn in (("loss_fn", loss_fn), ("grad_fn", grad_fn), ("eval_fn", eval_fn)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{name}: expected a function, got {type(fn).__name__}")
+    middle = ("model_state",) if model_state is not None else ()
+    if grad_fn is not None and aux is not None:
+        middle = ("aux",)
+    hint = ""
+    if not middle:
+        hint = "; a function of (params, model_state, batch, key) needs model_state="
+    name, fn = ("loss_fn", loss_fn) if loss_fn is not None else ("grad_fn", grad_fn)
+    _check_arity(fn, name, ("params", *middle, "batch", "key"), hint)
+    _check_callbacks(callbacks)
+    _check_params(params, differentiated=loss_fn is not None)
     num_examples = _num_examples(data)
     _check_finite_data(data)
+    if remainder == "keep" and batch_size > num_examples:
+        raise ValueError(
+            f"batch_size: {batch_size} is larger than num_examples {num_examples}; use "
+            f"batch_size <= {num_examples}"
+        )
     # Validate the batch policy now, not in the middle of epoch 0.
     batch_indices(jax.random.key(0), num_examples, batch_size, remainder=remainder)
 
