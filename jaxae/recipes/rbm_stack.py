@@ -76,7 +76,7 @@ class RBMConfig:
             )
 
 
-REAL_VALUED_LEARNING_RATE = 0.01
+REAL_VALUED_LEARNING_RATE = 0.001
 """The CD learning rate of :func:`hinton_rbm_optimizer` for real-valued (nrelu or learned-variance)
 layers."""
 LOG_VAR_RATE_FACTOR = 0.1
