@@ -10,7 +10,7 @@ import pytest
 from experiments import real_valued_rbm
 from jaxae import results
 from jaxae.data import DataFileError
-from jaxae.experiment import MnistSplits
+from jaxae.experiment import MnistSplits, apply_overrides
 
 METRIC = "squared error per image ([0,1] pixels)"
 
@@ -89,3 +89,41 @@ def test_dl4j_variant_is_one_set_option():
     )
     assert config.sizes == (784, 1000, 500, 250, 100, 30) and config.checkpoint_dir == "ckpt"
     assert len(real_valued_rbm.pretrain_configs(config, 60_000)) == 5
+    assert all(c.optimizer is None for c in real_valued_rbm.pretrain_configs(config, 60_000))
+    # A rate override reaches the layers below the top; the linear top keeps the paper's rate.
+    tuned = apply_overrides(config, ["real_valued_pretrain_lr=0.003"])
+    configs = real_valued_rbm.pretrain_configs(tuned, 60_000)
+    assert [c.optimizer is None for c in configs] == [False] * 4 + [True]
+
+
+@pytest.mark.slow
+def test_a_rerun_with_the_same_checkpoint_dir_resumes_every_fit(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    small = [
+        "--quick",
+        "--no-progress",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--set",
+        "sizes=784,64,32,8",
+        "--set",
+        "train_examples=400",
+        "--set",
+        "test_examples=100",
+        "--set",
+        "pretrain_epochs=1",
+        "--set",
+        "finetune_epochs=2",
+        "--set",
+        f"checkpoint_dir={ckpt}",
+    ]
+    first = real_valued_rbm.main([*small, "--out", str(tmp_path / "a")])
+    layers = {p.relative_to(ckpt).as_posix() for p in ckpt.glob("*/*/*") if p.is_dir()}
+    for stack in ("real_valued", "bernoulli"):
+        assert {f"{stack}/pretrain/layer_{i}" for i in range(3)} <= layers
+        assert (ckpt / stack / "finetune").is_dir()
+    second = real_valued_rbm.main([*small, "--out", str(tmp_path / "b")])
+    timed = [k for k in first if "wall time" in k]
+    assert len(timed) == 2 and all(second[k] < 0.5 * first[k] for k in timed)  # restored
+    errors = {k: v for k, v in first.items() if k not in timed}
+    assert errors == {k: v for k, v in second.items() if k not in timed}  # the same numbers
