@@ -235,13 +235,20 @@ def main(argv: list[str] | None = None) -> dict:
             pretrain_s + finetune_s,
             split="train",
         )
-        n_epochs = max(1, config.pretrain_epochs * (len(config.sizes) - 1) + config.finetune_epochs)
+        # The last epoch of each fit ran compiled: the per-epoch cost a longer run scales from.
+        last = [
+            rows[-1].get("time_s", float("nan")) if rows else float("nan")
+            for rows in (*pretrain_history, history)
+        ]
         run.log.info(
-            "%s: pretraining %.0f s, fine-tuning %.0f s (%.2f s per epoch on average)",
+            "%s: pretraining %.0f s, fine-tuning %.0f s; last epoch of each RBM %s s, of "
+            "fine-tuning %.2f s (%d examples)",
             kind,
             pretrain_s,
             finetune_s,
-            (pretrain_s + finetune_s) / n_epochs,
+            ", ".join(f"{t:.2f}" for t in last[:-1]),
+            last[-1],
+            len(x),
         )
         recon = np.asarray(model.reconstruct(tuned, x_in[:10]))
         if real:
