@@ -59,7 +59,7 @@ class Config:
     stacks: tuple[str, ...] = STACKS
     pretrain_epochs: int = 20
     pretrain_batch_size: int = 100
-    # CD rate of the real-valued layers below the top (None: hinton_rbm_optimizer's 0.01, the
+    # CD rate of the real-valued layers below the top (None: hinton_rbm_optimizer's 0.001, the
     # log-variances a tenth of it); the linear top layer keeps the paper's 0.001.
     real_valued_pretrain_lr: float | None = None
     finetune_epochs: int = 60
