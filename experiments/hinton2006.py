@@ -14,18 +14,22 @@ error summed over the 784 pixels, averaged over the 10,000 test images.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 
 import jax
 import numpy as np
-import optax
 
 import jaxae
-from jaxae.chunked import chunked_mean
 from jaxae.experiment import Run, load_mnist_splits, parse, pyplot
 from jaxae.models.deep import unroll
-from jaxae.recipes import RBMConfig, encode_layers, pretrain_rbm_stack
+from jaxae.recipes import (
+    RBMConfig,
+    adamw_cosine,
+    encode_layers,
+    finetune_autoencoder,
+    pretrain_rbm_stack,
+    reconstruction_error,
+)
 
 PAPER = "Hinton & Salakhutdinov 2006, Science, Fig. 2 / text"
 
@@ -59,52 +63,26 @@ QUICK = dataclasses.replace(
 )
 
 
-def cross_entropy_loss(model: jaxae.MLPAutoencoder, params, batch, key):
-    """Batch mean of the summed pixel cross-entropy: the paper's fine-tuning objective."""
-    del key
-    logits = model.reconstruct(params, batch, logits=True)
-    return jaxae.sigmoid_cross_entropy(logits, batch).mean()
-
-
-def finetune_optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
-    """Adam with a (warmup +) cosine-decayed learning rate, optional decoupled weight decay."""
-    total = config.finetune_epochs * steps_per_epoch
-    warmup = config.finetune_warmup_epochs * steps_per_epoch
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0 if warmup else config.finetune_lr, config.finetune_lr, warmup, total
-    )
-    return optax.adamw(schedule, weight_decay=config.finetune_weight_decay)
-
-
 def finetune(model, params, x, *, config: Config, epochs: int, key, progress: bool, desc: str):
-    steps_per_epoch = len(x) // config.finetune_batch_size
-    config = dataclasses.replace(config, finetune_epochs=epochs)
-    return jaxae.fit(
+    """The paper's fine-tuning (pixel cross-entropy) with this config's Adam schedule."""
+    steps = epochs * (len(x) // config.finetune_batch_size)
+    optimizer = adamw_cosine(
+        config.finetune_lr,
+        steps,
+        warmup_steps=config.finetune_warmup_epochs * (len(x) // config.finetune_batch_size),
+        weight_decay=config.finetune_weight_decay,
+    )
+    return finetune_autoencoder(
+        model,
         params,
         x,
-        loss_fn=functools.partial(cross_entropy_loss, model),
-        optimizer=finetune_optimizer(config, steps_per_epoch),
         key=key,
         epochs=epochs,
         batch_size=config.finetune_batch_size,
+        optimizer=optimizer,
         progress=progress,
         desc=desc,
     ).params
-
-
-def per_image_squared_error(model, params, batch):
-    """Squared error summed over the pixels of each image: ``[batch]``."""
-    return jaxae.squared_error(model.reconstruct(params, batch), batch)
-
-
-@functools.cache
-def _per_image_error_of(model):  # one function per model, so chunked_mean compiles once
-    return functools.partial(per_image_squared_error, model)
-
-
-def reconstruction_error(model, params, x) -> float:
-    """Squared error summed over pixels, averaged over images (the paper's metric)."""
-    return chunked_mean(_per_image_error_of(model), x, args=(params,))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -215,18 +215,25 @@ class MnistSplits:
 
 
 def load_mnist_splits(
-    validation: bool, train_examples: int | None = None, eval_examples: int | None = None
+    validation: bool,
+    train_examples: int | None = None,
+    eval_examples: int | None = None,
+    *,
+    dataset: str = "mnist",
+    download: bool = True,
 ) -> MnistSplits:
     """MNIST: train on the 60k training set and report on test, or (``validation``) train on
     ``train[:50000]`` and report on the 10k held out of the training set — test is never used
-    for model selection."""
+    for model selection. ``dataset="fashion_mnist"``: the same splits of Fashion-MNIST (also
+    60k/10k); ``download=False`` raises :class:`jaxae.data.DataFileError` where the files are
+    not already on disk."""
     from jaxae import data
 
     train_split, eval_split = (
         ("train[:50000]", "train[50000:]") if validation else ("train", "test")
     )
-    train = data.load("mnist", train_split)
-    evaluation = data.load("mnist", eval_split)
+    train = data.load(dataset, train_split, download=download)
+    evaluation = data.load(dataset, eval_split, download=download)
     return MnistSplits(
         train.flat[:train_examples],
         train.labels[:train_examples],

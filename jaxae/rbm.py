@@ -42,7 +42,6 @@ cannot make a variance negative), the hidden input is ``(v / σ²) W + c`` and `
 learns the variances more stably than the ``v / σ`` form of Hinton's guide (§13.2). Other unit
 types have ``params.log_var = None``. Standardise real-valued data with
 ``fit_standardization`` / ``standardize`` / ``unstandardize``.
-  ===================  ==================  ============================================
 
 A Gaussian-visible/Gaussian-hidden RBM is normalisable only when the largest singular value of
 ``W`` is below 1 (of ``W / σ`` row-wise for learned variances); a rectified hidden unit grows

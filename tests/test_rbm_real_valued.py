@@ -423,3 +423,37 @@ def test_cd1_on_standardised_digits_with_learned_variances_and_rectified_hiddens
     error_after = float(jnp.mean(rbm.reconstruction_error(params, z, spec=spec)))
     assert np.isfinite(np.asarray(params.log_var)).all()
     assert error_after < 0.6 * error_before  # observed: 60.8 -> ~25
+
+
+def test_hinton_rbm_optimizer_real_valued_rates_and_slower_log_variances():
+    from jaxae.recipes import hinton_rbm_optimizer, rbm_optimizer
+    from jaxae.recipes.rbm_stack import LOG_VAR_RATE_FACTOR, REAL_VALUED_LEARNING_RATE
+
+    spec = RBMSpec(3, 2, visible="gaussian_learned_var", hidden="nrelu")
+    params = rbm.init_rbm(jax.random.key(0), spec, scale=0.5)
+    grads = jax.tree.map(jnp.ones_like, params)
+    rate = REAL_VALUED_LEARNING_RATE
+    updates, _ = jax.jit(hinton_rbm_optimizer(spec, 10).update)(
+        grads, hinton_rbm_optimizer(spec, 10).init(params), params
+    )
+    # First SGD step: -rate * (g + 2e-4 w) on w, -rate * g on the biases, a tenth on log_var.
+    np.testing.assert_allclose(updates.w, -rate * (1 + 2e-4 * params.w), rtol=1e-5)
+    np.testing.assert_allclose(updates.b_hidden, -rate * np.ones(2), rtol=1e-5)
+    np.testing.assert_allclose(updates.log_var, -rate * LOG_VAR_RATE_FACTOR * np.ones(3), rtol=1e-5)
+    # A binary layer keeps the paper's 0.1; the linear top layer 0.001.
+    binary = RBMSpec(3, 2)
+    p = rbm.init_rbm(jax.random.key(1), binary)
+    g = jax.tree.map(jnp.ones_like, p)
+    opt = hinton_rbm_optimizer(binary, 10)
+    np.testing.assert_allclose(opt.update(g, opt.init(p), p)[0].b_visible, -0.1 * np.ones(3))
+    top = RBMSpec(3, 2, visible="gaussian", hidden="gaussian")
+    opt = hinton_rbm_optimizer(top, 10)
+    np.testing.assert_allclose(opt.update(g, opt.init(p), p)[0].b_visible, -1e-3 * np.ones(3))
+    # Both separate rates at once; a rate of 0 is refused by name.
+    opt = rbm_optimizer(0.1, hidden_bias_learning_rate=0.2, log_var_learning_rate=0.01)
+    u = opt.update(grads, opt.init(params), params)[0]
+    np.testing.assert_allclose(u.b_hidden, -0.2 * np.ones(2), rtol=1e-6)
+    np.testing.assert_allclose(u.log_var, -0.01 * np.ones(3), rtol=1e-6)
+    np.testing.assert_allclose(u.b_visible, -0.1 * np.ones(3), rtol=1e-6)
+    with pytest.raises(ValueError, match="log_var_learning_rate: expected > 0 or None, got 0"):
+        rbm_optimizer(0.1, log_var_learning_rate=0)

@@ -16,6 +16,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from jaxae.models.mlp import MLPAutoencoder
+from jaxae.rbm import hidden_affine
 from jaxae.typing import Params
 
 __all__ = ["unroll"]
@@ -29,12 +30,45 @@ def _spec_and_params(layer: Any) -> tuple[Any, Any]:
     return spec, params
 
 
+# The hidden units below the top, and the visible units of the layer above that model them:
+# binary features feed Bernoulli visible units, rectified features Gaussian ones.
+_HIDDEN_ACTIVATIONS = {"bernoulli": "sigmoid", "nrelu": "relu"}
+_VISIBLE_ABOVE = {"bernoulli": ("bernoulli",), "nrelu": ("gaussian", "gaussian_learned_var")}
+_CODE_ACTIVATIONS = {"bernoulli": "sigmoid", "gaussian": "linear", "nrelu": "relu"}
+_OUTPUTS = {
+    "bernoulli": "sigmoid",
+    "gaussian": "linear",
+    "gaussian_learned_var": "linear",
+    "softmax": "softmax",
+}
+
+
 def unroll(stack: Sequence[Any], *, tied: bool = False) -> tuple[MLPAutoencoder, Params]:
     """The deep autoencoder of an RBM stack: encoder ``W_i``, decoder ``W_i^T``, both biases.
 
     Encoder layer ``i`` is ``(w_i, b_hidden_i)``; decoder layers run top-down with
-    ``(w_i^T, b_visible_i)``. Hidden layers are logistic; the code layer is linear when the top
-    RBM has Gaussian hidden units; the output is logistic (linear for Gaussian visible units).
+    ``(w_i^T, b_visible_i)``. Hidden layers are logistic for Bernoulli hidden units and ReLU for
+    noisy rectified ("nrelu") ones (their deterministic pass ``max(0, x)``); every layer below
+    the top must have the same hidden type, which the decoder's hidden layers share. The code
+    layer is linear when the top RBM has Gaussian hidden units (Hinton & Salakhutdinov 2006),
+    logistic for Bernoulli and ReLU for nrelu ones; the output is logistic for Bernoulli
+    visible units and linear for Gaussian ones (unit or learned variance: the mean of
+    ``p(v | h)`` is ``W h + b_visible`` either way), e.g. standardised pixels.
+
+    The real-valued stack (Nair & Hinton 2010 units, Hinton 2006 layout): a bottom RBM with
+    ``"gaussian_learned_var"`` visible and ``"nrelu"`` hidden units, middle RBMs with
+    ``"nrelu"`` hidden units whose visible units are ``"gaussian"`` (unit variance; learned
+    variances are accepted too), and a top RBM with ``"gaussian"`` (linear) code units. Above
+    the bottom, the data are the rectified features ``max(0, x) ≥ 0`` of the layer below.
+    Nair & Hinton train each higher RBM on those real-valued activities, and Hinton's practical
+    guide (§13.2) models real values with Gaussian visible units of fixed unit variance
+    (learning variances is the unstable part, and a rectified feature that is often exactly 0
+    would drive its variance to 0), so the middle layers are unit-variance Gaussian; the
+    unrolled decoder then rectifies their reconstructions ``W h + b`` as the encoder rectifies
+    the features they model, which keeps every decoder layer a ReLU layer (one activation for
+    all hidden layers). A learned-variance bottom layer's encoder weights are
+    ``W / σ²[:, None]`` (:func:`jaxae.rbm.hidden_affine`), so they are not the decoder's
+    transpose: unroll such a stack untied.
 
     A replicated-softmax bottom layer (word counts) scales its hidden bias by the document
     length ``D = Σ_i v_i``; since ``v W + D b = v (W + 1 b^T)``, the first encoder layer gets
@@ -51,6 +85,11 @@ def unroll(stack: Sequence[Any], *, tied: bool = False) -> tuple[MLPAutoencoder,
 
     Returns:
       ``(model, params)``: an :class:`MLPAutoencoder` and its parameter PyTree.
+
+    References:
+      Hinton & Salakhutdinov (2006), Reducing the Dimensionality of Data with Neural Networks.
+      Nair & Hinton (2010), Rectified Linear Units Improve Restricted Boltzmann Machines.
+      Hinton (2010), A Practical Guide to Training Restricted Boltzmann Machines, §13.2.
     """
     if len(stack) == 0:
         raise ValueError("stack: expected at least one RBM layer, got none")
@@ -71,30 +110,53 @@ def unroll(stack: Sequence[Any], *, tied: bool = False) -> tuple[MLPAutoencoder,
                 f"stack[{i - 1}] and stack[{i}]: mismatched layer sizes — layer {i - 1} has "
                 f"{specs[i - 1].n_hidden} hidden units but layer {i} has {spec.n_visible} visible"
             )
-        if i < len(specs) - 1 and spec.hidden != "bernoulli":
+        if i < len(specs) - 1 and spec.hidden not in _HIDDEN_ACTIVATIONS:
             raise ValueError(
-                f"stack[{i}]: only the top layer may have {spec.hidden!r} hidden units"
+                f"stack[{i}]: only the top layer may have {spec.hidden!r} hidden units "
+                f"(below it: {' or '.join(map(repr, _HIDDEN_ACTIVATIONS))})"
             )
-    outputs = {"bernoulli": "sigmoid", "gaussian": "linear", "softmax": "softmax"}
+        if i < len(specs) - 1 and spec.hidden != specs[0].hidden:
+            raise ValueError(
+                f"stack[{i}]: {spec.hidden!r} hidden units below the top, but stack[0] has "
+                f"{specs[0].hidden!r}; the unrolled autoencoder has one hidden activation"
+            )
     if tied and specs[0].visible == "softmax":
         raise ValueError(
             "tied: a softmax bottom layer's encoder weights absorb its hidden bias, so they are "
             "not the decoder's transpose; unroll it untied"
         )
     for i, spec in enumerate(specs[1:], start=1):
-        if spec.visible != "bernoulli":
+        below = specs[i - 1].hidden
+        if spec.visible not in _VISIBLE_ABOVE[below]:
+            if spec.visible in ("softmax", "gaussian_learned_var") and below == "bernoulli":
+                raise ValueError(
+                    f"stack[{i}]: only the bottom layer may have {spec.visible!r} visible units"
+                )
+            expected = " or ".join(map(repr, _VISIBLE_ABOVE[below]))
             raise ValueError(
-                f"stack[{i}]: only the bottom layer may have {spec.visible!r} visible units"
+                f"stack[{i}]: {spec.visible!r} visible units cannot model the {below!r} hidden "
+                f"units of stack[{i - 1}] (expected {expected})"
             )
+    if tied and any(spec.visible == "gaussian_learned_var" for spec in specs):
+        raise ValueError(
+            "tied: a learned-variance layer's encoder weights are W / σ², not the decoder's "
+            "transpose W; unroll it untied"
+        )
     sizes = (specs[0].n_visible,) + tuple(spec.n_hidden for spec in specs)
     model = MLPAutoencoder(
         sizes,
-        activation="sigmoid",
-        code_activation="linear" if specs[-1].hidden == "gaussian" else "sigmoid",
-        output_activation=outputs[specs[0].visible],
+        activation=_HIDDEN_ACTIVATIONS.get(specs[0].hidden, "sigmoid"),
+        code_activation=_CODE_ACTIVATIONS[specs[-1].hidden],
+        output_activation=_OUTPUTS[specs[0].visible],
         tied=tied,
     )
-    encoder = [{"w": jnp.asarray(p.w), "b": jnp.asarray(p.b_hidden)} for p in params]
+    encoder = []
+    for spec, p in zip(specs, params, strict=True):
+        if spec.visible == "gaussian_learned_var":  # the variances folded in: (v / σ²) W + c
+            w, b = hidden_affine(p, spec=spec)
+        else:
+            w, b = p.w, p.b_hidden
+        encoder.append({"w": jnp.asarray(w), "b": jnp.asarray(b)})
     if specs[0].visible == "softmax":
         # v W + D b_hidden = v (W + 1 b_hidden^T) with D = Σ v: the length scaling, folded in.
         w, b = encoder[0]["w"], encoder[0]["b"]

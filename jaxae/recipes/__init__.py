@@ -4,6 +4,7 @@ gradient estimator and an Optax transformation, passing ``fit``'s options throug
 - :mod:`jaxae.recipes.rbm_stack`: greedy RBM pretraining (Hinton & Salakhutdinov 2006).
 - :mod:`jaxae.recipes.autoencoder_stack`: greedy stacking of any autoencoder kind (and RBMs).
 - :mod:`jaxae.recipes.finetune`: the stack under a softmax, fine-tuned on labels.
+- :mod:`jaxae.recipes.deep_autoencoder`: an unrolled stack fine-tuned on its reconstructions.
 - :mod:`jaxae.recipes.layers`: :class:`PretrainedLayer` and :func:`encode_layers`.
 """
 
@@ -15,6 +16,14 @@ from jaxae.recipes.autoencoder_stack import (
     pretrain_stack,
     reconstruct_layer,
     regularized_loss,
+)
+from jaxae.recipes.deep_autoencoder import (
+    ReconstructionLoss,
+    adamw_cosine,
+    finetune_autoencoder,
+    per_image_squared_error,
+    reconstruction_error,
+    weighted_squared_error,
 )
 from jaxae.recipes.finetune import (
     StackedClassifier,
@@ -38,6 +47,12 @@ __all__ = [
     "ContrastiveDivergence",
     "PretrainedLayer",
     "RBMConfig",
+    "ReconstructionLoss",
+    "adamw_cosine",
+    "finetune_autoencoder",
+    "per_image_squared_error",
+    "reconstruction_error",
+    "weighted_squared_error",
     "StackedClassifier",
     "apply_encoder",
     "classification_error",

@@ -43,7 +43,11 @@ class PretrainedLayer(NamedTuple):
 
     @property
     def encoder(self) -> dict[str, Array]:
-        """``{"w": [n_in, n_out], "b": [n_out]}``: the weights a stack keeps."""
+        """``{"w": [n_in, n_out], "b": [n_out]}``: the weights a stack keeps (for an RBM with
+        learned visible variances, ``W / σ²``: :func:`jaxae.rbm.hidden_affine`)."""
+        if self.spec is not None and self.spec.visible == "gaussian_learned_var":
+            w, b = rbm.hidden_affine(self.params, spec=self.spec)
+            return {"w": w, "b": b}
         if self.spec is not None:
             return {"w": self.params.w, "b": self.params.b_hidden}
         return dict(self.params["encoder"][0])
@@ -52,7 +56,7 @@ class PretrainedLayer(NamedTuple):
     def activation(self) -> str:
         """The encoder's nonlinearity ("linear" for a k-sparse layer, which keeps its top k)."""
         if self.spec is not None:
-            return "sigmoid" if self.spec.hidden == "bernoulli" else "linear"
+            return {"bernoulli": "sigmoid", "nrelu": "relu"}.get(self.spec.hidden, "linear")
         return "linear" if self.config.k is not None else self.config.activation
 
     @property

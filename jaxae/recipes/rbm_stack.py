@@ -76,6 +76,13 @@ class RBMConfig:
             )
 
 
+REAL_VALUED_LEARNING_RATE = 0.001
+"""The CD learning rate of :func:`hinton_rbm_optimizer` for real-valued (nrelu or learned-variance)
+layers."""
+LOG_VAR_RATE_FACTOR = 0.1
+"""Learned log-variances learn at this fraction of their layer's rate."""
+
+
 @functools.lru_cache(maxsize=128)
 def rbm_optimizer(
     learning_rate: float = 0.1,
@@ -85,12 +92,14 @@ def rbm_optimizer(
     momentum_final: float = 0.9,
     momentum_switch_step: int = 0,
     hidden_bias_learning_rate: float | None = None,
+    log_var_learning_rate: float | None = None,
 ) -> optax.GradientTransformation:
     """SGD with momentum ``momentum_start -> momentum_final`` and weight decay on ``w`` only.
 
     ``inc = m * inc + (grad + weight_decay * w); param -= learning_rate * inc``: the update of
     Hinton & Salakhutdinov's code, written as an Optax chain. ``hidden_bias_learning_rate``, if
-    given, replaces ``learning_rate`` for ``b_hidden`` (an ``optax.multi_transform``). The same
+    given, replaces ``learning_rate`` for ``b_hidden``, and ``log_var_learning_rate`` for the
+    learned log-variances ``log_var`` (both through an ``optax.multi_transform``). The same
     arguments return the same object (cached), so repeated recipes reuse one compilation.
 
     Args:
@@ -100,6 +109,8 @@ def rbm_optimizer(
       momentum_final: momentum from ``momentum_switch_step`` on.
       momentum_switch_step: the update count at which the momentum switches.
       hidden_bias_learning_rate: a separate rate for ``b_hidden`` (None: ``learning_rate``).
+      log_var_learning_rate: a separate rate for ``log_var`` of ``"gaussian_learned_var"``
+        visible units (None: ``learning_rate``); slower than the weights' for stability.
 
     Returns:
       The transformation, for parameters of type :class:`jaxae.rbm.RBMParams`.
@@ -108,10 +119,12 @@ def rbm_optimizer(
         raise ValueError(
             f"learning_rate > 0 and weight_decay >= 0 expected, got {learning_rate}, {weight_decay}"
         )
-    if hidden_bias_learning_rate is not None and hidden_bias_learning_rate <= 0:
-        raise ValueError(
-            f"hidden_bias_learning_rate: expected > 0 or None, got {hidden_bias_learning_rate}"
-        )
+    for name, rate in (
+        ("hidden_bias_learning_rate", hidden_bias_learning_rate),
+        ("log_var_learning_rate", log_var_learning_rate),
+    ):
+        if rate is not None and rate <= 0:
+            raise ValueError(f"{name}: expected > 0 or None, got {rate}")
     momentum = optax.join_schedules(
         [optax.constant_schedule(momentum_start), optax.constant_schedule(momentum_final)],
         [momentum_switch_step],
@@ -120,12 +133,23 @@ def rbm_optimizer(
         optax.add_decayed_weights(weight_decay, mask=_weights_only),
         optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate, momentum=momentum),
     )
-    if hidden_bias_learning_rate is None:
+    if hidden_bias_learning_rate is None and log_var_learning_rate is None:
         return shared
-    hidden_bias = optax.inject_hyperparams(optax.sgd)(
-        learning_rate=hidden_bias_learning_rate, momentum=momentum
+    transforms = {"shared": shared}
+    if hidden_bias_learning_rate is not None:
+        transforms["hidden_bias"] = optax.inject_hyperparams(optax.sgd)(
+            learning_rate=hidden_bias_learning_rate, momentum=momentum
+        )
+    if log_var_learning_rate is not None:
+        transforms["log_var"] = optax.inject_hyperparams(optax.sgd)(
+            learning_rate=log_var_learning_rate, momentum=momentum
+        )
+    labels = functools.partial(
+        _labels,
+        hidden_bias=hidden_bias_learning_rate is not None,
+        log_var=log_var_learning_rate is not None,
     )
-    return optax.multi_transform({"shared": shared, "hidden_bias": hidden_bias}, _bias_labels)
+    return optax.multi_transform(transforms, labels)
 
 
 # Masks and labels are functions of the parameters, so an RBM with learned visible variances
@@ -134,26 +158,46 @@ def _weights_only(params: rbm.RBMParams) -> rbm.RBMParams:
     return jax.tree.map(lambda _: False, params)._replace(w=True)
 
 
-def _bias_labels(params: rbm.RBMParams) -> rbm.RBMParams:
-    return jax.tree.map(lambda _: "shared", params)._replace(b_hidden="hidden_bias")
+def _labels(params: rbm.RBMParams, *, hidden_bias: bool, log_var: bool) -> rbm.RBMParams:
+    labels = jax.tree.map(lambda _: "shared", params)
+    if hidden_bias:
+        labels = labels._replace(b_hidden="hidden_bias")
+    if log_var and params.log_var is not None:
+        labels = labels._replace(log_var="log_var")
+    return labels
 
 
 def hinton_rbm_optimizer(spec: rbm.RBMSpec, steps_per_epoch: int) -> optax.GradientTransformation:
     """The optimizer of Hinton & Salakhutdinov (2006) for one RBM layer (RBMConfig's default).
 
     :func:`rbm_optimizer` with rate 0.1 (0.001 for a layer with Gaussian hidden units), weight
-    decay 2e-4, momentum 0.5 for 5 epochs, then 0.9.
+    decay 2e-4, momentum 0.5 for 5 epochs, then 0.9. Real-valued layers (noisy rectified hidden
+    units, or learned visible variances) learn at :data:`REAL_VALUED_LEARNING_RATE`: Hinton's
+    practical guide (§13.2) asks for a rate one or two orders of magnitude below the binary
+    one, since such an RBM has no bound on its activities; learned log-variances (initialised
+    at 0, unit variance for standardised data) learn ten times slower still
+    (:data:`LOG_VAR_RATE_FACTOR`), as the variances are what makes CD diverge first.
 
     Args:
       spec: the layer's sizes and unit types.
       steps_per_epoch: updates per epoch (``n // batch_size``): when the momentum switches.
     """
+    if spec.hidden == "gaussian":
+        rate = 0.001
+    elif spec.hidden == "nrelu" or spec.visible == "gaussian_learned_var":
+        rate = REAL_VALUED_LEARNING_RATE
+    else:
+        rate = 0.1
+    log_var_rate = None
+    if spec.visible == "gaussian_learned_var":
+        log_var_rate = rate * LOG_VAR_RATE_FACTOR
     return rbm_optimizer(
-        0.001 if spec.hidden == "gaussian" else 0.1,
+        rate,
         weight_decay=2e-4,
         momentum_start=0.5,
         momentum_final=0.9,
         momentum_switch_step=5 * steps_per_epoch,
+        log_var_learning_rate=log_var_rate,
     )
 
 
@@ -241,10 +285,18 @@ def train_rbm(
     return PretrainedLayer(config, result.params, result.history, spec)
 
 
-def _layer_specs(sizes: Sequence[int], visible: str, top_hidden: str) -> list[rbm.RBMSpec]:
+# The visible units of a layer above one with these hidden units (see jaxae.models.deep.unroll).
+_VISIBLE_ABOVE = {"bernoulli": "bernoulli", "nrelu": "gaussian"}
+
+
+def _layer_specs(
+    sizes: Sequence[int], visible: str, top_hidden: str, hidden: str = "bernoulli"
+) -> list[rbm.RBMSpec]:
     sizes = tuple(sizes)
     if len(sizes) < 2:
         raise ValueError(f"sizes: expected at least two layer sizes, got {sizes}")
+    if hidden not in _VISIBLE_ABOVE:
+        raise ValueError(f"hidden: expected one of {sorted(_VISIBLE_ABOVE)}, got {hidden!r}")
     specs = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         is_top = i == len(sizes) - 2
@@ -252,8 +304,8 @@ def _layer_specs(sizes: Sequence[int], visible: str, top_hidden: str) -> list[rb
             rbm.RBMSpec(
                 n_in,
                 n_out,
-                visible=visible if i == 0 else "bernoulli",
-                hidden=top_hidden if is_top else "bernoulli",
+                visible=visible if i == 0 else _VISIBLE_ABOVE[hidden],
+                hidden=top_hidden if is_top else hidden,
             )
         )
     return specs
@@ -287,6 +339,7 @@ def pretrain_rbm_stack(
     configs: RBMConfig | Sequence[RBMConfig] = RBMConfig(),
     visible: str = "bernoulli",
     top_hidden: str = "gaussian",
+    hidden: str = "bernoulli",
     checkpoint_dir: str | os.PathLike | None = None,
     **fit_kwargs: Any,
 ) -> list[PretrainedLayer]:
@@ -297,9 +350,14 @@ def pretrain_rbm_stack(
       sizes: layer widths, input first, e.g. ``(784, 1000, 500, 250, 30)``.
       key: PRNG key; split once per layer.
       configs: one :class:`RBMConfig` for every layer, or one per layer (bottom first).
-      visible: the bottom layer's visible units ("bernoulli", "gaussian" or "softmax").
-      top_hidden: the top layer's hidden units: "gaussian" (linear code units, as in the paper)
-        or "bernoulli".
+      visible: the bottom layer's visible units ("bernoulli", "gaussian",
+        "gaussian_learned_var" for standardised real-valued data, or "softmax").
+      top_hidden: the top layer's hidden units: "gaussian" (linear code units, as in the paper),
+        "bernoulli" or "nrelu".
+      hidden: the hidden units of every layer below the top: "bernoulli" (the paper), or
+        "nrelu" (Nair & Hinton 2010), whose layers above the bottom then have unit-variance
+        "gaussian" visible units for the rectified features they are trained on (why: see
+        :func:`jaxae.models.deep.unroll`).
       checkpoint_dir: passed to ``fit`` as ``checkpoint_dir/layer_<i>`` for layer ``i``, so a
         killed pretraining resumes the layer it was in (finished layers restore at once).
       **fit_kwargs: passed to every layer's :func:`jaxae.fit` (``mesh``, ``devices``,
@@ -310,7 +368,7 @@ def pretrain_rbm_stack(
     """
     x = np.asarray(x, np.float32)
     sizes = tuple(sizes)
-    specs = _layer_specs(sizes, visible, top_hidden)
+    specs = _layer_specs(sizes, visible, top_hidden, hidden)
     configs = per_layer(configs, len(specs), RBMConfig)
     value_range = (0.0, 1.0) if visible == "bernoulli" else None
     check_array(x, "x", rank=2, last_dim=sizes[0], value_range=value_range)
