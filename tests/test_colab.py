@@ -24,6 +24,12 @@ def _code(notebook: dict) -> list[str]:
 
 def test_there_are_notebooks():
     assert {path.stem for path in NOTEBOOKS} >= {"hinton2006", "linear_pca", "vae"}
+    assert {p.stem for p in NOTEBOOKS} >= {
+        "rifai2011",
+        "vincent2010",
+        "makhzani2013",
+        "hinton2006_parallel",
+    }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
