@@ -24,6 +24,8 @@ def _code(notebook: dict) -> list[str]:
 
 def test_there_are_notebooks():
     assert {path.stem for path in NOTEBOOKS} >= {"hinton2006", "linear_pca", "vae"}
+    assert {path.stem for path in NOTEBOOKS} >= {"cbir", "image_retrieval", "semantic_hashing"}
+    assert "srivastava2015" in {path.stem for path in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
