@@ -30,6 +30,8 @@ def test_there_are_notebooks():
         "makhzani2013",
         "hinton2006_parallel",
     }
+    assert {path.stem for path in NOTEBOOKS} >= {"cbir", "image_retrieval", "semantic_hashing"}
+    assert "srivastava2015" in {path.stem for path in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
