@@ -19,11 +19,6 @@ def test_checkpoint_subdir_is_one_folder_a_fit_and_none_without_checkpoint_dir(t
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="quick budget not tuned yet: first run mAP conv 0.395 vs PCA-16 0.411 (416 s, with "
-    "fit's pre-loop='auto' scan epoch); see the script's Status",
-    strict=False,
-)
 def test_cbir_quick_conv_codes_beat_pca_16(tmp_path):
     out, results_dir = tmp_path / "out", tmp_path / "results"
     metrics = cbir.main(
