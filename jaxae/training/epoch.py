@@ -210,7 +210,7 @@ def resolve_loop(loop: str, *, platform: str, step_fn: Callable, example_args: t
       example_args: its arguments for one step (arrays or ``jax.ShapeDtypeStruct``).
 
     Raises:
-      ValueError: ``loop`` is none of :data:`LOOPS`.
+      ValueError: ``loop`` is none of ``LOOPS`` ("auto", "scan", "steps").
     """
     if loop not in LOOPS:
         raise ValueError(f"loop: expected one of {LOOPS}, got {loop!r}")
