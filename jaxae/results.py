@@ -5,6 +5,12 @@ keys in :data:`ROW_KEYS`. A run replaces only the rows of its own mode and model
 never overwrites a full run's numbers, and a full run of some models (``--set models=iwae50``)
 keeps the full-run rows of the others. ``python -m jaxae.results`` regenerates
 ``experiments/RESULTS.md`` from those files; nobody types numbers into it.
+
+RESULTS.md opens with a headline table: every full-run, test-split row with a ``paper_value``,
+ours beside the paper's, and whether we met it (:func:`compare_to_papers`, in the direction
+:func:`lower_is_better` gives the metric). A ``paper_source`` containing ``"target:"`` marks its
+``paper_value`` as an acceptance target of ours, not a paper's number; such rows stay out of the
+headline.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import math
 import os
 import pathlib
 import platform
+import re
 import shlex
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -35,6 +42,8 @@ __all__ = [
     "make_row",
     "write_results",
     "read_results",
+    "lower_is_better",
+    "compare_to_papers",
     "render_markdown",
 ]
 
@@ -227,8 +236,100 @@ def _format_number(value: float | None) -> str:
     return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
 
 
+# Whole words (or phrases) of a metric's name that say which way is better. A metric matching
+# neither list, or both, is refused: a new metric needs a decision, not a guess.
+_LOWER_IS_BETTER_WORDS = ("error", "nll", "nats", "cross-entropy", "loss", "excess")
+_HIGHER_IS_BETTER_WORDS = (
+    "precision",
+    "recall",
+    "map",
+    "accuracy",
+    "auc",
+    "cos",
+    "cosine",
+    "likelihood",
+    "elbo",
+)
+
+
+def _words_in(metric: str, words: tuple[str, ...]) -> list[str]:
+    """The ``words`` found in ``metric`` as whole words: ``precision@10`` has ``precision``."""
+    text = metric.lower()
+    return [w for w in words if re.search(rf"(?<![a-z]){re.escape(w)}(?![a-z])", text)]
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is the better result, decided from its name.
+
+    Lower: error (also ``classification error (%)``), NLL, nats, cross-entropy, loss, excess.
+    Higher: precision, recall, mAP, accuracy, AUC, cosine (``cos``), likelihood, ELBO.
+
+    Args:
+      metric: a result row's ``metric``, e.g. ``"NLL, k=5000 importance samples (nats)"``.
+
+    Returns:
+      ``True`` for a metric where lower is better, ``False`` where higher is.
+
+    Raises:
+      ValueError: if the name matches neither list, or both (``"-ELBO (nats)"``): the headline
+        would otherwise give a verdict in a direction nobody chose.
+    """
+    lower = _words_in(metric, _LOWER_IS_BETTER_WORDS)
+    higher = _words_in(metric, _HIGHER_IS_BETTER_WORDS)
+    if bool(lower) == bool(higher):
+        found = f"both {lower} (lower) and {higher} (higher)" if lower else "none of the words"
+        raise ValueError(
+            f"metric: cannot tell whether lower or higher is better for {metric!r} (found "
+            f"{found}); name it so it has one of {_LOWER_IS_BETTER_WORDS} (lower is better) or "
+            f"{_HIGHER_IS_BETTER_WORDS} (higher), or extend those lists in jaxae/results.py"
+        )
+    return bool(lower)
+
+
+def _is_test_split(split: str) -> bool:
+    """``test`` or a slice of it (``test[:1000]``); never ``train``, ``validation``, ``weights``."""
+    return split == "test" or split.startswith("test[")
+
+
+def compare_to_papers(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], bool]]:
+    """The rows that reproduce a paper's number, each with whether ours meets it.
+
+    A row counts if it is a full run, on the test split (or a slice such as ``test[:1000]``),
+    with a ``paper_value`` that is the paper's (a ``paper_source`` containing ``"target:"`` is
+    our own acceptance target, not a paper result). Ours meets the paper's number when it is as
+    good or better in the direction of :func:`lower_is_better`; equal values (to float rounding,
+    a relative 1e-9) count as met.
+
+    Args:
+      rows: result rows, as :func:`read_results` returns them.
+
+    Returns:
+      ``(row, met)`` pairs in the order of ``rows``.
+
+    Raises:
+      ValueError: for a counted row whose metric :func:`lower_is_better` cannot classify.
+    """
+    compared = []
+    for row in rows:
+        if row["mode"] != "full" or row["paper_value"] is None:
+            continue
+        if not _is_test_split(row["split"]) or "target:" in row["paper_source"].lower():
+            continue
+        try:
+            lower = lower_is_better(row["metric"])
+        except ValueError as error:
+            raise ValueError(f"{row['experiment']}, model {row['model']!r}: {error}") from None
+        value, paper = float(row["value"]), float(row["paper_value"])
+        if math.isclose(value, paper, rel_tol=1e-9):
+            met = True
+        else:
+            met = value < paper if lower else value > paper
+        compared.append((row, met))
+    return compared
+
+
 def render_markdown(results_dir: str | os.PathLike) -> str:
-    """RESULTS.md text: one table per experiment, full runs first, quick runs marked as such."""
+    """RESULTS.md text: the headline table, then one table per experiment, full runs first."""
     results_dir = pathlib.Path(results_dir)
     lines = [
         "# Results",
@@ -238,24 +339,88 @@ def render_markdown(results_dir: str | os.PathLike) -> str:
         "never comparable to the paper.",
         "",
     ]
-    for path in sorted(results_dir.glob("*.json")):
-        rows = read_results(path)
+    experiments = [(path.stem, read_results(path)) for path in sorted(results_dir.glob("*.json"))]
+    lines += _headline(experiments)
+    for name, rows in experiments:
         if not rows:
             continue
-        lines += [f"## {path.stem}", ""]
+        lines += [f"## {name}", ""]
         for mode in ("full", "quick"):
             commands = dict.fromkeys(row["command"] for row in rows if row["mode"] == mode)
             for command in commands:
                 run_rows = [r for r in rows if r["mode"] == mode and r["command"] == command]
                 lines += _table(mode, command, run_rows)
-        figure_dir = results_dir.parent / "figures" / path.stem
+        figure_dir = results_dir.parent / "figures" / name
         figures = sorted(f.relative_to(figure_dir).as_posix() for f in figure_dir.rglob("*.png"))
         if figures:
-            lines.append(
-                "Figures: " + ", ".join(f"[{f}](figures/{path.stem}/{f})" for f in figures)
-            )
+            lines.append("Figures: " + ", ".join(f"[{f}](figures/{name}/{f})" for f in figures))
             lines.append("")
     return "\n".join(lines)
+
+
+_HEADLINE_HEADER = "| paper | model | metric | paper's number | ours | met? | budget |"
+
+
+def _headline(experiments: list[tuple[str, list[Mapping[str, Any]]]]) -> list[str]:
+    """The headline section: every paper number beside ours, met or not, and the run's budget."""
+    compared = [
+        (name, row, met) for name, rows in experiments for row, met in compare_to_papers(rows)
+    ]
+    lines = [
+        "## Headline",
+        "",
+        "Every paper number a full run compares against, beside ours, on the test split (a "
+        "subset such as `test[:1000]` is named in the metric). Met: ours is as good as the "
+        "paper's or better (lower error, NLL, nats; higher precision, mAP). The paper links go "
+        "to the experiment's tables, where the source (table, page) of each number is; our own "
+        "targets (`target:` sources) are there too, not here. Budget: the run's wall time, "
+        "hardware and its `--set` overrides of the script's defaults.",
+        "",
+    ]
+    if not compared:
+        return lines + ["No full run compares against a paper number yet.", ""]
+    met_count = sum(met for _, _, met in compared)
+    lines += [
+        f"**{met_count} of {len(compared)} paper results met.**",
+        "",
+        _HEADLINE_HEADER,
+        "|" + "---|" * 7,
+    ]
+    for name, row, met in compared:
+        metric = row["metric"] if row["split"] == "test" else f"{row['metric']}, {row['split']}"
+        lines.append(
+            f"| [{_cell(_paper_short_name(row))}](#{name}) | {_cell(row['model'])} "
+            f"| {_cell(metric)} | {_format_number(row['paper_value'])} "
+            f"| {_format_number(row['value'])} | {'yes' if met else 'no'} | {_cell(_budget(row))} |"
+        )
+    return lines + [""]
+
+
+def _paper_short_name(row: Mapping[str, Any]) -> str:
+    """``"Burda, Grosse & Salakhutdinov 2015"``: the source up to its year, with "as cited ..."."""
+    source = row["paper_source"]
+    match = re.match(r".*?\b(?:19|20)\d\d\b", source)
+    short = match.group(0) if match else row["experiment"]
+    cited = re.search(r"as (?:commonly )?cited[^;,()]*", source)  # a number not read in the paper
+    return f"{short}, {cited.group(0).strip()}" if cited else short
+
+
+def _budget(row: Mapping[str, Any]) -> str:
+    """E.g. ``"23 min, cpu x1 (...); `--set epochs=60`"``: what the run was given."""
+    seconds = row["wall_time_s"]
+    wall = f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+    try:
+        argv = shlex.split(row["command"])
+    except ValueError:  # an unbalanced quote: show the command as it is, not a guess at it
+        return f"{wall}, {row['hardware']}; `{row['command']}`"
+    overrides = []
+    for i, arg in enumerate(argv):
+        if arg == "--set" and i + 1 < len(argv):
+            overrides.append(argv[i + 1])
+        elif arg.startswith("--set="):
+            overrides.append(arg.removeprefix("--set="))
+    sets = " ".join(f"--set {o}" for o in overrides)
+    return f"{wall}, {row['hardware']}; " + (f"`{sets}`" if sets else "script defaults")
 
 
 _HEADER = (

@@ -1,15 +1,19 @@
 import json
+import pathlib
+import re
 
 import pytest
 
 from jaxae import results
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _row(mode="full", value=1.0, model="pca"):
     return results.make_row(
         experiment="exp",
         model=model,
-        metric="err",
+        metric="error",
         split="test",
         value=value,
         mode=mode,
@@ -43,7 +47,7 @@ def test_render_markdown_lists_ours_and_paper_side_by_side(tmp_path):
     results.write_results("exp", [_row("quick", 9.0)], tmp_path)
     text = results.render_markdown(tmp_path)
     assert "## exp" in text
-    assert "| ae | err | test | 3.25 | 2 | Paper 2006 | cpu | 1 | 2026-11-23 | 0 |" in text
+    assert "| ae | error | test | 3.25 | 2 | Paper 2006 | cpu | 1 | 2026-11-23 | 0 |" in text
     assert text.index("**full run**") < text.index("**quick run**")
 
 
@@ -99,9 +103,12 @@ def test_pipes_in_cells_do_not_break_the_table(tmp_path):
     row = _row()
     row["metric"] = "min |cos| vs PCA"
     results.write_results("exp", [row], tmp_path)
-    table_rows = [line for line in results.render_markdown(tmp_path).splitlines() if "cos" in line]
-    assert table_rows == [table_rows[0]] and "min \\|cos\\| vs PCA" in table_rows[0]
-    assert table_rows[0].count("|") - table_rows[0].count("\\|") == 11  # ten columns
+    text = results.render_markdown(tmp_path)
+    headline, tables = text.split("## exp")
+    for part, columns in [(headline, 7), (tables, 10)]:
+        table_rows = [line for line in part.splitlines() if "cos" in line]
+        assert table_rows == [table_rows[0]] and "min \\|cos\\| vs PCA" in table_rows[0]
+        assert table_rows[0].count("|") - table_rows[0].count("\\|") == columns + 1
 
 
 def test_cli_regenerates_the_markdown_without_warnings(tmp_path):
@@ -137,7 +144,7 @@ def test_a_run_of_some_models_keeps_the_other_models_rows_and_their_command(tmp_
     results.write_results("exp", [rerun], tmp_path)
     rows = results.read_results(tmp_path / "exp.json")
     assert sorted((r["model"], r["value"]) for r in rows) == [("iwae5", 0.5), ("vae", 1.0)]
-    text = results.render_markdown(tmp_path)
+    text = results.render_markdown(tmp_path).split("## exp")[1]  # the per-run tables
     assert "**full run** — `python vae.py`" in text
     assert "**full run** — `python vae.py --set models=iwae5`" in text
     assert text.index("python vae.py`") < text.index("| vae |") < text.index("models=iwae5`")
@@ -195,3 +202,151 @@ def test_inf_is_never_written_as_nonstandard_json(tmp_path):
     with pytest.raises(ValueError, match="rows: .*exp.json would hold NaN/inf"):
         results.write_results("exp", [row], tmp_path)
     assert not (tmp_path / "exp.json").exists()
+
+
+@pytest.mark.parametrize(
+    "metric, lower",
+    [
+        ("squared error per image", True),
+        ("classification error (%)", True),
+        ("max relative variance error (%)", True),
+        ("relative excess over PCA-30 (%)", True),
+        ("NLL, k=5000 importance samples (nats)", True),
+        ("test cross-entropy", True),
+        ("reconstruction loss", True),
+        ("precision@10", False),
+        ("recall at 1000", False),
+        ("mAP", False),
+        ("accuracy (%)", False),
+        ("AUC", False),
+        ("min principal-angle cosine vs PCA-30", False),
+        ("min |cos| recovered vs PCA direction", False),
+    ],
+)
+def test_lower_is_better_reads_the_direction_from_the_metric_name(metric, lower):
+    assert results.lower_is_better(metric) is lower
+
+
+@pytest.mark.parametrize(
+    "metric, found",
+    [
+        ("active units (of 50)", "none of the words"),
+        ("terror index", "none of the words"),  # a whole word, not a substring
+        ("-ELBO (nats)", r"both \['nats'\] \(lower\) and \['elbo'\] \(higher\)"),
+    ],
+)
+def test_lower_is_better_refuses_a_metric_it_cannot_classify(metric, found):
+    with pytest.raises(
+        ValueError, match=rf"cannot tell .* for '{re.escape(metric)}' \(found {found}"
+    ):
+        results.lower_is_better(metric)
+
+
+def _headline_lines(text):
+    """The table rows of the headline section of a RESULTS.md text."""
+    section = text.split("## Headline", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("| [")]
+
+
+def _cells(line):
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+
+
+def test_headline_says_met_or_not_in_the_metric_s_direction(tmp_path):
+    def row(model, metric, value, paper_value, split="test", mode="full", source="Paper 2006"):
+        return dict(
+            _row(mode, value, model),
+            metric=metric,
+            split=split,
+            paper_value=paper_value,
+            paper_source=source,
+        )
+
+    full = [
+        row("lower-met", "error (%)", 1.0, 2.0),
+        row("lower-missed", "error (%)", 3.0, 2.0),
+        row("higher-met", "mAP", 0.9, 0.8),
+        row("higher-missed", "mAP", 0.7, 0.8),
+        row("tie", "classification error (%)", 164 / 10000 * 100, 1.64),  # 1.6400000000000001
+        row("subset", "NLL (nats)", 80.0, 85.0, split="test[:1000]"),
+        row("no-paper", "error (%)", 1.0, None),
+        row("train-split", "error (%)", 1.0, 2.0, split="train"),
+        row("target", "error (%)", 1.0, 2.0, source="target: below 2 %"),
+        row("unclassified-but-no-paper", "active units", 3.0, None),
+    ]
+    quick = [row("quick", "error (%)", 1.0, 2.0, mode="quick")]
+    verdicts = [(r["model"], met) for r, met in results.compare_to_papers(full + quick)]
+    assert verdicts == [
+        ("lower-met", True),
+        ("lower-missed", False),
+        ("higher-met", True),
+        ("higher-missed", False),
+        ("tie", True),
+        ("subset", True),
+    ]
+
+    unclassified = row("new-metric", "active units", 3.0, 2.0)
+    with pytest.raises(ValueError, match="exp, model 'new-metric': metric: cannot tell"):
+        results.compare_to_papers([unclassified])
+
+    results.write_results("exp", full, tmp_path)
+    results.write_results("exp", quick, tmp_path)
+    text = results.render_markdown(tmp_path)
+    assert "**4 of 6 paper results met.**" in text
+    shown = {_cells(line)[1]: _cells(line) for line in _headline_lines(text)}
+    assert list(shown) == [model for model, _ in verdicts]
+    assert [shown[model][5] for model, _ in verdicts] == ["yes", "no", "yes", "no", "yes", "yes"]
+    assert shown["subset"][2] == "NLL (nats), test[:1000]"
+    assert shown["lower-met"][0] == "[Paper 2006](#exp)"
+    assert text.index("## Headline") < text.index("## exp")
+
+
+def test_headline_budget_names_the_runs_overrides(tmp_path):
+    rows = [
+        dict(_row(model="a"), wall_time_s=1500.0, command="python e.py --no-progress"),
+        dict(_row(model="b"), command="python e.py --out x --set epochs=5 --set=batch_size=20"),
+    ]
+    results.write_results("exp", rows, tmp_path)
+    budgets = [_cells(line)[6] for line in _headline_lines(results.render_markdown(tmp_path))]
+    assert budgets == [
+        "25 min, cpu; script defaults",
+        "1 s, cpu; `--set epochs=5 --set batch_size=20`",
+    ]
+
+
+def test_headline_quotes_a_second_hand_number_as_such(tmp_path):
+    rows = [
+        dict(_row(model="a"), paper_source="Burda, Grosse & Salakhutdinov 2015, Table 1 (MNIST)"),
+        dict(_row(model="b"), paper_source="Rifai et al. 2011, ICML, Table 2, as cited in issue 5"),
+        dict(_row(model="c"), paper_source="a thesis without a year"),
+    ]
+    results.write_results("exp", rows, tmp_path)
+    papers = [_cells(line)[0] for line in _headline_lines(results.render_markdown(tmp_path))]
+    assert papers == [
+        "[Burda, Grosse & Salakhutdinov 2015](#exp)",
+        "[Rifai et al. 2011, as cited in issue 5](#exp)",
+        "[exp](#exp)",
+    ]
+
+
+def test_the_repository_s_headline_lists_its_paper_results(tmp_path):
+    results_dir = ROOT / "experiments" / "results"
+    out = tmp_path / "RESULTS.md"
+    results.main(["--results-dir", str(results_dir), "--out", str(out)])
+    text = out.read_text()
+    compared = [
+        pair
+        for path in sorted(results_dir.glob("*.json"))
+        for pair in results.compare_to_papers(results.read_results(path))
+    ]
+    lines = _headline_lines(text)
+    assert len(lines) == len(compared) > 0
+    met = sum(_cells(line)[5] == "yes" for line in lines)
+    assert f"**{met} of {len(compared)} paper results met.**" in text
+    fine_tuned = [
+        _cells(line)
+        for line in lines
+        if "(#hinton2006)" in line and _cells(line)[1] == "deep AE, pretrained + fine-tuned"
+    ]
+    assert len(fine_tuned) == 1 and fine_tuned[0][5] == "yes"
+    assert text.index("## Headline") < text.index("## hinton2006")
