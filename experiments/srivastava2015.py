@@ -6,7 +6,10 @@ and reports, on fixed test sequences from the test digits, the Bernoulli cross-e
 sequence of the future and of the reconstructed frames (summed over pixels and frames) and the
 squared error per frame, beside three untrained baselines (copy the last input frame, the mean
 of the input frames, one constant probability), each clipped to [eps, 1 - eps] with eps chosen
-on validation sequences from the held-out digits train[50000:].
+on validation sequences from the held-out digits train[50000:]. The same validation sequences
+give each model's cross-entropy after every epoch (recorded at the end, split "validation").
+Figures: sequences.png (three test sequences: inputs, reconstructions, true and predicted
+futures) and training_curves.png (training loss and validation cross-entropy per epoch).
 
     python experiments/srivastava2015.py --quick     # CI: 24x24 frames, half-size digits
     python experiments/srivastava2015.py --set features=2048 --set steps=20000   # paper size
@@ -24,7 +27,7 @@ import optax
 
 import jaxae
 from jaxae.data import moving_mnist as mm
-from jaxae.experiment import Run, parse
+from jaxae.experiment import Run, image_rows_figure, parse, pyplot
 from jaxae.models import frame_baselines as fb
 from jaxae.models.lstm import LSTMSequenceModel, future_targets, reconstruction_targets
 
@@ -90,8 +93,13 @@ def sequence_data(config: Config, split: str, n: int, key) -> np.ndarray:
     return mm.MovingMnist(frames, config.num_input, split).sequences()
 
 
-def train(model: LSTMSequenceModel, config: Config, digits, key, progress: bool, desc: str):
-    """Adam on fresh sequences every step: ``fit``'s batches are digits, the loss renders them."""
+def train(
+    model: LSTMSequenceModel, config: Config, digits, key, progress: bool, desc: str, eval_fn=None
+):
+    """Adam on fresh sequences every step: ``fit``'s batches are digits, the loss renders them.
+
+    ``eval_fn``: ``fit``'s, ``params -> {name: value}`` after every epoch (history columns).
+    """
 
     def loss_fn(params, batch, key):
         frames = mm.sequences_from_digits(
@@ -117,11 +125,14 @@ def train(model: LSTMSequenceModel, config: Config, digits, key, progress: bool,
         batch_size=config.batch_size * config.num_digits,
         progress=progress,
         desc=desc,
+        eval_fn=eval_fn,
     )
 
 
-def evaluate(model: LSTMSequenceModel, params, x: np.ndarray) -> dict[str, float]:
-    """Mean over sequences of each decoder's cross-entropy and squared error per frame."""
+def sequence_metrics(model: LSTMSequenceModel):
+    """``(params, x) -> {metric: mean over sequences}``: each decoder's cross-entropy and squared
+    error per frame, one jitted function per model (reused by every call: compiled once a shape).
+    """
 
     @jax.jit
     def per_sequence(p, batch):
@@ -132,8 +143,11 @@ def evaluate(model: LSTMSequenceModel, params, x: np.ndarray) -> dict[str, float
             f"{k} squared error per frame": v for k, v in se.items()
         }
 
-    rows = [per_sequence(params, x[i : i + 250]) for i in range(0, len(x), 250)]
-    return {k: float(np.concatenate([np.asarray(r[k]) for r in rows]).mean()) for k in rows[0]}
+    def evaluate(params, x: np.ndarray) -> dict[str, float]:
+        rows = [per_sequence(params, x[i : i + 250]) for i in range(0, len(x), 250)]
+        return {k: float(np.concatenate([np.asarray(r[k]) for r in rows]).mean()) for k in rows[0]}
+
+    return evaluate
 
 
 def baselines(config: Config, x_val: np.ndarray, x_test: np.ndarray) -> dict[str, dict]:
@@ -189,6 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     dim = config.frame_size**2
     mean_pixel = float(x_val.mean())
+    models, params, histories = {}, {}, {}
     for kind, model_key in zip(
         ("autoencoder", "future", "composite"), jax.random.split(key, 3), strict=True
     ):
@@ -201,11 +216,91 @@ def main(argv: list[str] | None = None) -> dict:
             conditional_future=config.conditional_future,
             output_bias=float(np.log(mean_pixel / (1 - mean_pixel))),
         )
-        result = train(model, config, digits, model_key, progress, kind)
-        for metric, value in evaluate(model, result.params, x_test).items():
+        metrics_of = sequence_metrics(model)
+
+        def eval_fn(p, metrics_of=metrics_of):
+            return {f"validation {k}": v for k, v in metrics_of(p, x_val).items()}
+
+        result = train(model, config, digits, model_key, progress, kind, eval_fn=eval_fn)
+        for name, value in result.history[-1].items():  # fit evaluates after the last epoch
+            if name.startswith("validation "):
+                metric = name.removeprefix("validation ")
+                run.record(f"LSTM {kind}", metric, value, split="validation")
+        for metric, value in metrics_of(result.params, x_test).items():
             run.record(f"LSTM {kind}", metric, value)
+        models[kind], params[kind], histories[kind] = model, result.params, result.history
+
+    run.save_figure(sequences_figure(models, params, x_test[:3], config), "sequences.png")
+    run.save_figure(training_curves(histories, len(x_val)), "training_curves.png")
     run.finish()
     return run.metrics
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def decoded(model: LSTMSequenceModel, params, x):
+    """The model's frames as probabilities: ``reconstruct`` (input order) and/or ``predict``."""
+    out = {}
+    if model.kind != "future":
+        out["reconstruction"] = model.reconstruct(params, x[:, : model.num_frames])
+    if model.kind != "autoencoder":
+        out["future"] = model.predict(params, x)
+    return out
+
+
+def sequences_figure(models: dict, params: dict, x: np.ndarray, config: Config):
+    """Per test sequence, one row of frames per strip: the input, the autoencoder's and the
+    composite's reconstructions (input order), the true future and the two predicted futures
+    (probabilities). Columns are frames in time order; a shorter strip is padded blank."""
+    n_in = config.num_input
+    out = {kind: decoded(model, params[kind], x) for kind, model in models.items()}
+    strips = {
+        "input": x[:, :n_in],
+        "autoencoder": out["autoencoder"]["reconstruction"],
+        "composite, reconstruction": out["composite"]["reconstruction"],
+        "true future": x[:, n_in:],
+        "future predictor": out["future"]["future"],
+        "composite, future": out["composite"]["future"],
+    }
+    width = max(n_in, config.num_future)
+    rows = {}
+    for s in range(len(x)):
+        for label, frames in strips.items():
+            frames = np.asarray(frames[s])
+            blank = np.full((width - len(frames), frames.shape[1]), np.nan, frames.dtype)
+            rows[f"{s + 1}: {label}"] = np.concatenate([frames, blank])
+    height = 0.9 * len(rows)
+    fig = image_rows_figure(
+        rows, side=config.frame_size, value_range=(0.0, 1.0), figsize=(0.9 * width + 1, height)
+    )
+    fig.suptitle(f"{len(x)} test sequences, frames left to right in time")
+    fig.subplots_adjust(top=1 - 0.5 / height)
+    return fig
+
+
+def training_curves(histories: dict, n_val: int):
+    """Left: each model's training objective per epoch (the sum of its decoders'
+    cross-entropies per sequence, so the composite's is the larger). Right: each decoder's
+    cross-entropy per sequence on ``n_val`` validation sequences after every epoch."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (kind, rows) in enumerate(histories.items()):
+        epochs = range(1, len(rows) + 1)
+        left.plot(epochs, [row["loss"] for row in rows], "o-", color=f"C{i}", label=kind)
+        for target, style in (("reconstruction", "--"), ("future", "-")):
+            name = f"validation {target} cross-entropy"
+            if name in rows[0]:
+                values = [row[name] for row in rows]
+                right.plot(epochs, values, "o" + style, color=f"C{i}", label=f"{kind}, {target}")
+    left.set_ylabel("cross-entropy per sequence")
+    left.set_title("training loss (all decoders, epoch mean)", fontsize=10)
+    right.set_title(f"each decoder, {n_val} validation sequences", fontsize=10)
+    for ax in (left, right):
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
 
 
 if __name__ == "__main__":

@@ -374,18 +374,24 @@ def image_rows_figure(
     side: int = 28,
     figsize: tuple[float, float] | None = None,
     fontsize: float = 8,
+    value_range: tuple[float, float] | None = None,
 ):
     """A figure with one row per entry (e.g. digits, corrupted, reconstructed), one column per
     example, each flat image shown as ``side x side`` grey levels, the entry's name on the left.
+
+    ``value_range``: the values shown black and white (e.g. ``(0, 1)`` for probabilities, so
+    faint predictions look faint); None scales each image to its own range. NaN shows blank.
     """
     plt = pyplot()
     n = len(next(iter(rows.values())))
     figsize = figsize or (n * 0.9, len(rows) * 1.0)
     fig, axes = plt.subplots(len(rows), n, figsize=figsize, squeeze=False)
+    vmin, vmax = value_range or (None, None)
     for r, (label, images) in enumerate(rows.items()):
         for c in range(n):
             image = np.asarray(images[c]).reshape(side, side)
-            axes[r, c].imshow(np.clip(image, 0, 1) if clip else image, cmap="gray")
+            image = np.clip(image, 0, 1) if clip else image
+            axes[r, c].imshow(image, cmap="gray", vmin=vmin, vmax=vmax)
             axes[r, c].set_xticks([])
             axes[r, c].set_yticks([])
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=fontsize)

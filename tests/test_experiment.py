@@ -88,6 +88,17 @@ def test_parse_picks_the_quick_config_then_applies_overrides(tmp_path):
     assert args.validation and config == _Config()
 
 
+def test_image_rows_figure_value_range_fixes_the_grey_scale():
+    images = np.full((2, 16), 0.25)
+    fixed = experiment.image_rows_figure({"p": images}, side=4, value_range=(0.0, 1.0))
+    scaled = experiment.image_rows_figure({"p": images}, side=4)
+    norm = fixed.axes[0].images[0].norm
+    assert (norm.vmin, norm.vmax) == (0.0, 1.0)
+    assert scaled.axes[0].images[0].norm.vmax == 0.25  # autoscaled to the image's own values
+    experiment.pyplot().close(fixed)
+    experiment.pyplot().close(scaled)
+
+
 def test_run_writes_rows_metrics_and_log(tmp_path):
     args, config = experiment.parse(
         str(tmp_path / "paper.py"), "Paper.", ["--quick", "--out", str(tmp_path / "out")],
