@@ -35,7 +35,17 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 import jaxae  # noqa: E402
+from benchmarks.report import write_report  # noqa: E402
 from jaxae.models.conv import CBIRAutoencoder, TwoCodeLoss  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SETUP = (
+    "The textbook's CBIR autoencoder (`jaxae.models.conv.CBIRAutoencoder` at its defaults: "
+    "32x32x1 MNIST images, two encoders of four 3x3 convolutions 32-64-128-256 with BatchNorm "
+    "and ReLU, 16-d codes, a shared transposed-convolution decoder) on `TwoCodeLoss` with Adam; "
+    "PyTorch runs the same layers, loss and optimiser. jaxae's time is `jaxae.fit`'s "
+    'steady-state epoch (`loop="auto"`: on CPU one jitted step at a time).'
+)
 
 
 def torch_cbir(torch, features=(32, 64, 128, 256), strides=(2, 2, 2, 1), code=16, side=32):
@@ -89,7 +99,13 @@ def torch_cbir(torch, features=(32, 64, 128, 256), strides=(2, 2, 2, 1), code=16
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="the markdown report (default benchmarks/cbir_epoch.md; none with --quick)",
+    )
     args = parser.parse_args(argv)
+    load = os.getloadavg()
     batch, steps, repeats = (32, 5, 1) if args.quick else (128, 60, 3)
     n = batch * steps
     x = np.asarray(jaxae.data.load("mnist", "train").flat[:n], np.float32).reshape(-1, 28, 28, 1)
@@ -154,6 +170,21 @@ def main(argv: list[str] | None = None) -> dict:
     for name, value in medians.items():
         print(f"{name:28s} {value:8.3f} s  ({steps * batch / value:8.1f} images/s)")
     print(f"speed-up over the faster PyTorch setting: {results['ratio_torch_over_jaxae']:.2f}x")
+    out = args.out or (None if args.quick else str(ROOT / "benchmarks" / "cbir_epoch.md"))
+    if out is not None:
+        setup = (
+            f"{SETUP} A timed unit: {results['steps']} steps of batch {results['batch']}; "
+            f"medians of {repeats} interleaved repeats, the order rotating."
+        )
+        write_report(
+            out,
+            "CBIR autoencoder: one training epoch, jaxae against PyTorch (CPU)",
+            setup,
+            results,
+            sys.argv[1:] if argv is None else argv,
+            load,
+        )
+        print(f"wrote {out}")
     return results
 
 

@@ -43,8 +43,17 @@ import jax  # noqa: E402
 import optax  # noqa: E402
 
 import jaxae  # noqa: E402
+from benchmarks.report import write_report  # noqa: E402
 from jaxae.data import moving_mnist as mm  # noqa: E402
 from jaxae.models.lstm import LSTMSequenceModel  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SETUP = (
+    'The composite LSTM autoencoder (`jaxae.models.lstm.LSTMSequenceModel(kind="composite")`: '
+    "one LSTM encoder, unconditional reconstruction and future decoders, Bernoulli logits per "
+    "pixel) on Moving MNIST sequences, Adam; PyTorch runs `nn.LSTM` with jaxae's initial "
+    "weights (the first batch's loss agrees). jaxae's time is `jaxae.fit`'s steady-state epoch."
+)
 
 NUM_INPUT, NUM_FUTURE = 10, 10
 
@@ -100,11 +109,17 @@ def torch_composite(torch, params, num_input: int):
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="the markdown report (default benchmarks/lstm_step.md; none with --quick)",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="default 3 (1 with --quick)")
     parser.add_argument("--features", type=int, default=256, help="LSTM units (the paper: 2048)")
     parser.add_argument("--frame-size", type=int, default=64, help="frames' side (>= 28)")
     parser.add_argument("--batch", type=int, default=16, help="sequences per step")
     args = parser.parse_args(argv)
+    load = os.getloadavg()
     steps, repeats = (3, 1) if args.quick else (20, 3)
     repeats = args.repeats or repeats
     batch, side, units = args.batch, args.frame_size, args.features
@@ -202,6 +217,21 @@ def main(argv: list[str] | None = None) -> dict:
     for name, value in medians.items():
         print(f"| {name} | {value:.3f} | {1e3 * value / steps:.1f} | {n / value:.1f} |")
     print(f"\nspeed-up over the faster PyTorch setting: {results['ratio_torch_over_jaxae']:.2f}x")
+    out = args.out or (None if args.quick else str(ROOT / "benchmarks" / "lstm_step.md"))
+    if out is not None:
+        setup = (
+            f"{SETUP} A timed unit: {results['steps']} steps of batch {results['batch']}; "
+            f"medians of {repeats} interleaved repeats, the order rotating."
+        )
+        write_report(
+            out,
+            "Composite LSTM autoencoder: training steps, jaxae against PyTorch (CPU)",
+            setup,
+            results,
+            sys.argv[1:] if argv is None else argv,
+            load,
+        )
+        print(f"wrote {out}")
     return results
 
 
