@@ -13,11 +13,12 @@ same computation from the same initial weights (the first batch's loss agrees, p
 ``nn.LSTM`` encoder whose final ``(h, c)`` starts two ``nn.LSTM`` decoders that read zeros (one
 input feature, as jaxae's unconditional decoders read a zero of width 1), each followed by its
 own ``nn.Linear`` to logits; the reconstruction targets are the input frames reversed. Both
-use the gate order i, f, g, o. Remaining differences, the same math done another way:
-``nn.LSTM`` adds two bias vectors (``b_ih``, here zero, and ``b_hh``) where Flax's
-``OptimizedLSTMCell`` has one, and Adam updates both; PyTorch projects the whole input sequence
-in one matmul and applies each decoder's output layer to all its steps at once, where jaxae
-does both one step at a time inside its ``lax.scan``. The jaxae side is ``jaxae.fit``'s
+use the gate order i, f, g, o, project the whole input sequence in one matmul before the time
+loop and apply each decoder's output layer to all its steps at once after it. Remaining
+differences, the same math done another way: ``nn.LSTM`` adds two bias vectors (``b_ih``, here
+zero, and ``b_hh``) where Flax's ``OptimizedLSTMCell`` has one, and Adam updates both; jaxae
+skips the (zero) projection of an unconditional decoder's zero input, where PyTorch computes
+it (a ``[B, 1] x [1, 4H]`` product a step). The jaxae side is ``jaxae.fit``'s
 steady-state epoch (the second of a 2-epoch fit, its ``time_s``) over fixed sequences (the
 experiment renders fresh ones every step; here both sides get the same batches). Runners take
 turns, the order rotating each repeat; medians are reported, PyTorch with its default thread
