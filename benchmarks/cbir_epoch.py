@@ -2,6 +2,7 @@
 
     python benchmarks/cbir_epoch.py              # 60 steps of batch 128 a repeat, 3 repeats
     python benchmarks/cbir_epoch.py --quick      # smoke run: 5 steps of batch 32, 1 repeat
+    python benchmarks/cbir_epoch.py --steps 20   # shorter repeats (--repeats N to change)
 
 The network is :class:`jaxae.models.conv.CBIRAutoencoder` at its defaults (32x32x1 inputs,
 two encoders of four 3x3 convolutions 32-64-128-256 with strides 2-2-2-1, BatchNorm and ReLU,
@@ -99,6 +100,8 @@ def torch_cbir(torch, features=(32, 64, 128, 256), strides=(2, 2, 2, 1), code=16
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--steps", type=int, default=None, help="steps a repeat (default 60)")
+    parser.add_argument("--repeats", type=int, default=None, help="default 3 (1 with --quick)")
     parser.add_argument(
         "--out",
         default=None,
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     load = os.getloadavg()
     batch, steps, repeats = (32, 5, 1) if args.quick else (128, 60, 3)
+    steps, repeats = args.steps or steps, args.repeats or repeats
     n = batch * steps
     x = np.asarray(jaxae.data.load("mnist", "train").flat[:n], np.float32).reshape(-1, 28, 28, 1)
     x = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
