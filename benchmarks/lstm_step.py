@@ -22,8 +22,9 @@ it (a ``[B, 1] x [1, 4H]`` product a step). The jaxae side is ``jaxae.fit``'s
 steady-state epoch (the second of a 2-epoch fit, its ``time_s``) over fixed sequences (the
 experiment renders fresh ones every step; here both sides get the same batches). Runners take
 turns, the order rotating each repeat; medians are reported, PyTorch with its default thread
-count and with one thread, the ratio against the faster. Not yet run for a committed number:
-a row of ``benchmarks/RESULTS.md`` will come from a full run of this script.
+count and with one thread, the ratio against the faster. Recorded in ``benchmarks/lstm_step.md``
+(2026-12-03, 2 CPU cores): jaxae 67 ms a step against PyTorch's 97 ms with 2 threads, a ratio
+of 1.45.
 """
 
 from __future__ import annotations

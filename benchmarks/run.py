@@ -857,7 +857,9 @@ def render(results: dict) -> str:
         + ".",
         "",
         "Data-parallel scaling over 1, 2, 4 and 8 devices is reported in "
-        "[scaling.md](scaling.md) (`python benchmarks/scaling.py`).",
+        "[scaling.md](scaling.md) (`python benchmarks/scaling.py`); the CBIR conv autoencoder's "
+        "epoch and the LSTM autoencoder's step against PyTorch in [cbir_epoch.md](cbir_epoch.md) "
+        "and [lstm_step.md](lstm_step.md) (`python benchmarks/cbir_epoch.py`, `lstm_step.py`).",
         "",
         "## Machine",
         "",
