@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import statistics
 import sys
 import time
 
@@ -37,7 +36,7 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 import jaxae  # noqa: E402
-from benchmarks.report import write_report  # noqa: E402
+from benchmarks.report import JAXAE_RUNNER, compare_with_torch, write_report  # noqa: E402
 from jaxae.models.conv import CBIRAutoencoder, TwoCodeLoss  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -155,36 +154,27 @@ def main(argv: list[str] | None = None) -> dict:
         return run
 
     runners = {
-        "jaxae.fit epoch": jaxae_epoch,
+        JAXAE_RUNNER: jaxae_epoch,
         f"torch ({os.cpu_count()} threads)": torch_runner(os.cpu_count() or 1),
         "torch (1 thread)": torch_runner(1),
     }
-    seconds = {name: [] for name in runners}
-    names = list(runners)
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            seconds[name].append(runners[name]())
-    medians = {name: statistics.median(s) for name, s in seconds.items()}
-    torch_best = min(v for k, v in medians.items() if k.startswith("torch"))
+    medians, ratio = compare_with_torch(runners, repeats)
     results = {
         "batch": batch,
         "steps": steps,
+        "repeats": repeats,
         "median_s": medians,
-        "ratio_torch_over_jaxae": torch_best / medians["jaxae.fit epoch"],
+        "ratio_torch_over_jaxae": ratio,
     }
     for name, value in medians.items():
         print(f"{name:28s} {value:8.3f} s  ({steps * batch / value:8.1f} images/s)")
     print(f"speed-up over the faster PyTorch setting: {results['ratio_torch_over_jaxae']:.2f}x")
     out = args.out or (None if args.quick else str(ROOT / "benchmarks" / "cbir_epoch.md"))
     if out is not None:
-        setup = (
-            f"{SETUP} A timed unit: {results['steps']} steps of batch {results['batch']}; "
-            f"medians of {repeats} interleaved repeats, the order rotating."
-        )
         write_report(
             out,
             "CBIR autoencoder: one training epoch, jaxae against PyTorch (CPU)",
-            setup,
+            SETUP,
             results,
             sys.argv[1:] if argv is None else argv,
             load,

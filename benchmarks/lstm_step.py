@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import statistics
 import sys
 import time
 
@@ -45,7 +44,7 @@ import jax  # noqa: E402
 import optax  # noqa: E402
 
 import jaxae  # noqa: E402
-from benchmarks.report import write_report  # noqa: E402
+from benchmarks.report import JAXAE_RUNNER, compare_with_torch, write_report  # noqa: E402
 from jaxae.data import moving_mnist as mm  # noqa: E402
 from jaxae.models.lstm import LSTMSequenceModel  # noqa: E402
 
@@ -188,18 +187,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     threads_before = torch.get_num_threads()
     runners = {
-        "jaxae.fit epoch": jaxae_epoch,
+        JAXAE_RUNNER: jaxae_epoch,
         f"torch ({os.cpu_count()} threads)": torch_runner(os.cpu_count() or 1),
         "torch (1 thread)": torch_runner(1),
     }
-    seconds = {name: [] for name in runners}
-    names = list(runners)
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            seconds[name].append(runners[name]())
+    medians, ratio = compare_with_torch(runners, repeats)
     torch.set_num_threads(threads_before)
-    medians = {name: statistics.median(s) for name, s in seconds.items()}
-    torch_best = min(v for k, v in medians.items() if k.startswith("torch"))
     results = {
         "batch": batch,
         "steps": steps,
@@ -208,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
         "repeats": repeats,
         "first_batch_loss": first_loss,
         "median_s": medians,
-        "ratio_torch_over_jaxae": torch_best / medians["jaxae.fit epoch"],
+        "ratio_torch_over_jaxae": ratio,
     }
     print(
         f"composite LSTM AE, {side}x{side} frames, {NUM_INPUT}+{NUM_FUTURE} frames, {units} "
@@ -221,14 +214,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nspeed-up over the faster PyTorch setting: {results['ratio_torch_over_jaxae']:.2f}x")
     out = args.out or (None if args.quick else str(ROOT / "benchmarks" / "lstm_step.md"))
     if out is not None:
-        setup = (
-            f"{SETUP} A timed unit: {results['steps']} steps of batch {results['batch']}; "
-            f"medians of {repeats} interleaved repeats, the order rotating."
-        )
         write_report(
             out,
             "Composite LSTM autoencoder: training steps, jaxae against PyTorch (CPU)",
-            setup,
+            SETUP,
             results,
             sys.argv[1:] if argv is None else argv,
             load,

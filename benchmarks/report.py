@@ -1,15 +1,33 @@
-"""The markdown report of a one-row benchmark (``cbir_epoch.py``, ``lstm_step.py``): what ran,
-on which machine, under what load, the medians and the ratio. Written atomically."""
+"""One-model benchmarks against PyTorch (``cbir_epoch.py``, ``lstm_step.py``): the interleaved
+timing and its ratio, and the markdown report of what ran, on which machine, under what load.
+Written atomically."""
 
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import shlex
+import statistics
 import sys
+from collections.abc import Callable
 
-from benchmarks.run import machine_info
+from benchmarks.run import Config, interleaved, machine_info
 from jaxae.atomic import atomic_write_text
+
+JAXAE_RUNNER = "jaxae.fit epoch"
+
+
+def compare_with_torch(
+    runners: dict[str, Callable[[], float]], repeats: int
+) -> tuple[dict[str, float], float]:
+    """Runs every runner ``repeats`` times, taking turns (``benchmarks.run.interleaved``, no time
+    budget); returns the median seconds per runner and the ratio of the faster runner whose name
+    starts with "torch" over ``runners[JAXAE_RUNNER]`` (above 1: jaxae is faster)."""
+    seconds = interleaved(runners, Config(repeats=repeats, budget_s=math.inf))
+    medians = {name: statistics.median(s) for name, s in seconds.items()}
+    torch_best = min(v for k, v in medians.items() if k.startswith("torch"))
+    return medians, torch_best / medians[JAXAE_RUNNER]
 
 
 def write_report(path: str, title: str, setup: str, results: dict, argv: list[str], load) -> str:
@@ -17,8 +35,9 @@ def write_report(path: str, title: str, setup: str, results: dict, argv: list[st
 
     Args:
       title: the heading, e.g. "CBIR autoencoder: one training epoch, jaxae vs PyTorch (CPU)".
-      setup: one paragraph of what a timed unit is (model, batch, steps, repeats).
-      results: with ``median_s`` ``{runner: seconds}``, ``steps``, ``batch`` and
+      setup: one paragraph of what ran (model, loss, optimiser); the timed unit (steps, batch,
+        repeats) is appended from ``results``.
+      results: with ``median_s`` ``{runner: seconds}``, ``steps``, ``batch``, ``repeats`` and
         ``ratio_torch_over_jaxae``.
       argv: the script's arguments, for the command line.
       load: ``os.getloadavg()`` at the start.
@@ -38,7 +57,8 @@ def write_report(path: str, title: str, setup: str, results: dict, argv: list[st
         f"- load average (1 min) at start / end: {load[0]:.2f} / {end[0]:.2f}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
         "",
-        setup,
+        f"{setup} A timed unit: {steps} steps of batch {batch}; medians of "
+        f"{results['repeats']} interleaved repeats, the order rotating.",
         "",
         "| runner | median s | ms/step | examples/s |",
         "|---|---:|---:|---:|",
