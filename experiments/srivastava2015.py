@@ -11,14 +11,29 @@ give each model's cross-entropy after every epoch (recorded at the end, split "v
 Figures: sequences.png (three test sequences: inputs, reconstructions, true and predicted
 futures) and training_curves.png (training loss and validation cross-entropy per epoch).
 
+Recorded run (256 units, 4686 steps, seed 0, 19 min on 2 cores), test, per sequence: future
+cross-entropy composite 4778 < future predictor 4812 < the best baseline 8024 (constant 0.048);
+squared error per frame 117.4 < 117.9 < 163.1; the autoencoder's reconstruction 3608 against the
+mean of the inputs 4671. Grey-level frames carry ~856 nats per 10 frames themselves, so the
+paper's binary-frame numbers are not comparable (see jaxae.data.moving_mnist).
+
+Training runs whole epochs of the 50k digits (1562 steps of 16 sequences), so ``steps`` rounds
+up to a multiple of 1562. The learning rate 1e-3 was chosen on the validation sequences from
+{3e-4, 1e-3, 3e-3} (composite model, 512 units, 1000 steps: future cross-entropy 5324, 5045,
+5100). ``checkpoint_dir`` saves each model's fit in its own subfolder, so a cut run resumes.
+
     python experiments/srivastava2015.py --quick     # CI: 24x24 frames, half-size digits
-    python experiments/srivastava2015.py --set features=2048 --set steps=20000   # paper size
+    python experiments/srivastava2015.py --set steps=4686 \
+        --set checkpoint_dir=experiments/runs/srivastava2015/ckpt    # recorded run, ~25 min
+    python experiments/srivastava2015.py --set features=512 --set steps=4686   # ~1 h on 2 cores
+    python experiments/srivastava2015.py --set features=2048 --set steps=20304   # paper size
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +66,7 @@ class Config:
     train_digits: int = 50_000
     test_sequences: int = 10_000
     validation_sequences: int = 1000
+    checkpoint_dir: str | None = None  # each model's fit saves here (one subfolder a model)
 
 
 QUICK = dataclasses.replace(
@@ -113,7 +129,10 @@ def train(
         return model.loss(params, x, train=True).mean()
 
     per_epoch = len(digits) // (config.batch_size * config.num_digits)
-    epochs = max(1, -(-config.steps // per_epoch))
+    epochs = max(1, -(-config.steps // per_epoch))  # whole epochs: steps rounds up
+    checkpoint_dir = None
+    if config.checkpoint_dir is not None:
+        checkpoint_dir = str(pathlib.Path(config.checkpoint_dir) / model.kind)
     init_key, fit_key = jax.random.split(key)
     return jaxae.fit(
         model.init(init_key),
@@ -126,6 +145,7 @@ def train(
         progress=progress,
         desc=desc,
         eval_fn=eval_fn,
+        checkpoint_dir=checkpoint_dir,
     )
 
 
