@@ -20,11 +20,13 @@ paper's binary-frame numbers are not comparable (see jaxae.data.moving_mnist).
 Training runs whole epochs of the 50k digits (1562 steps of 16 sequences), so ``steps`` rounds
 up to a multiple of 1562. The learning rate 1e-3 was chosen on the validation sequences from
 {3e-4, 1e-3, 3e-3} (composite model, 512 units, 1000 steps: future cross-entropy 5324, 5045,
-5100). ``checkpoint_dir`` saves each model's fit in its own subfolder, so a cut run resumes.
+5100). ``checkpoint_dir`` saves each model's fit in its own subfolder, so a cut run resumes;
+give each command its own (fit checks that a checkpoint is of the same model and optimizer,
+not of the same data).
 
     python experiments/srivastava2015.py --quick     # CI: 24x24 frames, half-size digits
     python experiments/srivastava2015.py --set steps=4686 \
-        --set checkpoint_dir=experiments/runs/srivastava2015/ckpt    # recorded run, ~25 min
+        --set checkpoint_dir=experiments/runs/srivastava2015/ckpt    # recorded run, 19 min
     python experiments/srivastava2015.py --set features=512 --set steps=4686   # ~1 h on 2 cores
     python experiments/srivastava2015.py --set features=2048 --set steps=20304   # paper size
 """
