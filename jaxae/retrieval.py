@@ -471,15 +471,7 @@ def two_stage_distance(
     return jnp.where(in_shortlist, d_long * (short_bits + 1), beyond) + d_short
 
 
-@functools.partial(jax.jit, static_argnames=("short_bits", "shortlist", "ks"))
-def _two_stage_scores(qs, ql, dbs, dbl, q_labels, db_labels, levels, *, short_bits, shortlist, ks):
-    distances = two_stage_distance(qs, ql, dbs, dbl, short_bits=short_bits, shortlist=shortlist)
-    relevance = ranked_relevance(distances, q_labels, db_labels)
-    return (
-        precision_at_recall(relevance, levels),
-        precision_at_k(relevance, ks),
-        average_precision(relevance),
-    )
+_two_stage_distances = jax.jit(two_stage_distance, static_argnames=("short_bits", "shortlist"))
 
 
 # --------------------------------------------------------------------------- Hamming-ball lookup
@@ -795,15 +787,39 @@ class RetrievalScores(NamedTuple):
     average_precision: np.ndarray
 
 
-@functools.partial(jax.jit, static_argnames=("metric", "ks"))
-def _scores(queries, database, query_labels, database_labels, recall_levels, *, metric, ks):
-    distances = pairwise_distance(queries, database, metric=metric)
-    relevance = ranked_relevance(distances, query_labels, database_labels)
+@functools.partial(jax.jit, static_argnames=("metric",))
+def _batch_distances(queries, database, *, metric):
+    return pairwise_distance(queries, database, metric=metric)
+
+
+@functools.partial(jax.jit, static_argnames=("ks",))
+def _relevance_scores(relevance, recall_levels, *, ks):
     return (
         precision_at_recall(relevance, recall_levels),
         precision_at_k(relevance, ks),
         average_precision(relevance),
     )
+
+
+_ranked_relevance = jax.jit(ranked_relevance)
+
+
+def _rank(distances: Array, query_labels: np.ndarray, database_labels: np.ndarray) -> Array:
+    """:func:`ranked_relevance` of a batch, sorted where it is fastest.
+
+    On CPU, NumPy's stable sort beats XLA's several times over (a 256 x 60,000 float batch:
+    about 1.3 s against 6 s on 2 cores), and small non-negative integer distances (Hamming,
+    two-stage) sort as uint16, which NumPy radix-sorts. On an accelerator the sort stays there.
+    Both break ties by database index.
+    """
+    if {d.platform for d in distances.devices()} != {"cpu"}:
+        return _ranked_relevance(distances, query_labels, database_labels)
+    distances = np.asarray(distances)
+    if np.issubdtype(distances.dtype, np.integer) and distances.size:
+        if distances.min() >= 0 and distances.max() < 2**16:
+            distances = distances.astype(np.uint16)
+    order = np.argsort(distances, axis=1, kind="stable")
+    return jnp.asarray(database_labels[order] == query_labels[:, None])
 
 
 def evaluate_retrieval(
@@ -860,16 +876,14 @@ def evaluate_retrieval(
             )
     ks = tuple(int(k) for k in ks)
     db = jnp.asarray(database)
-    db_labels = jnp.asarray(database_labels)
     parts = []
     labels_batches = _query_batches(query_labels[:, None], batch_size)
     for (batch, real), (label_batch, _) in zip(
         _query_batches(queries, batch_size), labels_batches, strict=True
     ):
-        out = _scores(
-            jnp.asarray(batch), db, jnp.asarray(label_batch[:, 0]), db_labels, levels,
-            metric=metric, ks=ks,
-        )  # fmt: skip
+        distances = _batch_distances(jnp.asarray(batch), db, metric=metric)
+        relevance = _rank(distances, label_batch[:, 0], database_labels)
+        out = _relevance_scores(relevance, levels, ks=ks)
         parts.append([np.asarray(o)[:real] for o in out])
     par, pak, ap = (np.concatenate(p) for p in zip(*parts, strict=True))
     return RetrievalScores(levels, par, np.asarray(ks, np.int32), pak, ap)
@@ -920,14 +934,15 @@ def evaluate_two_stage(
     levels = np.asarray(recall_levels, np.float32)
     check_array(levels, "recall_levels", rank=1, value_range=(1e-12, 1.0))
     ks = tuple(int(k) for k in ks)
-    dbs, dbl, db_labels = (jnp.asarray(a) for a in (db_short, db_long, database_labels))
+    dbs, dbl = jnp.asarray(db_short), jnp.asarray(db_long)
     parts = []
     batches = (_query_batches(a, batch_size) for a in (q_short, q_long, query_labels[:, None]))
     for (qs, real), (ql, _), (labels, _) in zip(*batches, strict=True):
-        out = _two_stage_scores(
-            jnp.asarray(qs), jnp.asarray(ql), dbs, dbl, jnp.asarray(labels[:, 0]), db_labels,
-            jnp.asarray(levels), short_bits=short_bits, shortlist=shortlist, ks=ks,
-        )  # fmt: skip
+        distances = _two_stage_distances(
+            jnp.asarray(qs), jnp.asarray(ql), dbs, dbl, short_bits=short_bits, shortlist=shortlist
+        )
+        relevance = _rank(distances, labels[:, 0], database_labels)
+        out = _relevance_scores(relevance, levels, ks=ks)
         parts.append([np.asarray(o)[:real] for o in out])
     par, pak, ap = (np.concatenate(p) for p in zip(*parts, strict=True))
     return RetrievalScores(levels, par, np.asarray(ks, np.int32), pak, ap)

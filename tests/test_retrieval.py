@@ -232,6 +232,22 @@ def test_ranked_relevance_sorts_by_distance_with_ties_by_index():
     np.testing.assert_array_equal(got, [[False, False, True, True, True]])
 
 
+@pytest.mark.parametrize(
+    "distances",
+    [
+        np.round(np.random.default_rng(0).random((5, 300)), 1).astype(np.float32),  # many ties
+        np.random.default_rng(1).integers(0, 9, (5, 300)).astype(np.int32),  # uint16 radix path
+        np.random.default_rng(2).integers(-70_000, 70_000, (5, 300)).astype(np.int32),
+    ],
+    ids=["float-ties", "small-int", "wide-int"],
+)
+def test_the_cpu_ranking_in_evaluate_retrieval_matches_ranked_relevance(distances):
+    labels, q_labels = np.arange(300) % 3, np.arange(5) % 3
+    expected = retrieval.ranked_relevance(distances, q_labels, labels)
+    got = retrieval._rank(jnp.asarray(distances), q_labels, labels)
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_evaluate_retrieval_batches_give_the_same_scores_as_a_numpy_reference():
     codes, q_codes = _codes(20, 23, 16), _codes(21, 7, 16)
     labels, q_labels = np.arange(23) % 3, np.arange(7) % 3
@@ -315,13 +331,14 @@ def test_hamming_ball_precision_recall_matches_a_brute_force_scan():
 def test_evaluate_retrieval_compiles_once_per_shape():
     words = retrieval.pack_bits(_codes(40, 20, 32))
     labels = np.arange(20) % 2
-    before = retrieval._scores._cache_size()
+    jitted = (retrieval._batch_distances, retrieval._relevance_scores)
+    before = [f._cache_size() for f in jitted]
     for n_queries in (5, 8, 3):  # every batch is padded to batch_size rows
         retrieval.evaluate_retrieval(
             words[:n_queries], words, labels[:n_queries], labels, metric="hamming", batch_size=4,
             ks=(1, 5),
         )  # fmt: skip
-    assert retrieval._scores._cache_size() == before + 1
+    assert [f._cache_size() for f in jitted] == [b + 1 for b in before]
 
 
 # --------------------------------------------------------------------------- two-stage search
