@@ -31,7 +31,10 @@ from jaxae.recipes import (
     reconstruction_error,
 )
 
-PAPER = "Hinton & Salakhutdinov 2006, Science, Fig. 2 / text"
+PAPER = (
+    "Hinton & Salakhutdinov 2006, Science 313, Fig. 2B caption: average squared errors 3.00 "
+    "(deep autoencoder), 8.01 (logistic PCA), 13.87 (PCA)"
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -57,7 +57,10 @@ from jaxae.experiment import Run, apply_overrides, parse_args
 from jaxae.models.deep import unroll
 from jaxae.recipes import RBMConfig, pretrain_rbm_stack
 
-PAPER = "Hinton & Salakhutdinov 2006, Science, Fig. 2 / text"
+PAPER = (
+    "Hinton & Salakhutdinov 2006, Science 313, Fig. 2B caption: average squared errors 3.00 "
+    "(deep autoencoder), 8.01 (logistic PCA), 13.87 (PCA)"
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,10 @@ from jaxae import experiment
 from jaxae.experiment import Run, load_mnist_splits, parse
 from jaxae.recipes import AutoencoderConfig, RBMConfig, rbm_optimizer, reconstruct_layer
 
-PAPER = "Vincent et al. 2010, JMLR 11, Table 3 (MNIST)"
+PAPER = (
+    "Vincent et al. 2010, JMLR 11, Table 3 (MNIST), as cited in awesome.papernotes.org "
+    "(era1_foundations/2010_stacked_dae)"
+)
 PAPER_ERRORS = {"sdae": 1.28, "sae": 1.40, "dbn": 1.24}
 LABELS = {"sdae": "SDAE-3 (masking)", "sae": "SAE-3", "dbn": "DBN-3"}
 
