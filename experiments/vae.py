@@ -13,9 +13,16 @@ active latent units, beside Table 1 of the paper (VAE 86.76 nats, IWAE k = 5 85.
 k = 5 83.89, k = 50 82.90). Every row name says how many epochs the model trained.
 
 The paper trains 3,280 passes (3^i epochs at learning rate 1e-3 · 10^(-i/7), i = 0..7, batch
-20, Adam with epsilon 1e-4). That is out of reach on 2 CPU cores, so the budgets here are far
-shorter: the same Adam, with the learning rate decayed exponentially from 1e-3 to 1e-4 over the
-run (the paper's start and end rates). ``max_train_minutes`` caps each model's training by wall
+20, Adam with epsilon 1e-4): ``--set schedule=paper --set epochs=3280``, about 2 hours of
+training on 2 idle CPU cores, with ``checkpoint_dir`` so that it can run in pieces (rerun the same
+command to resume; each piece saves every ``checkpoint_every`` epochs)::
+
+    python experiments/vae.py --no-progress --set models=vae --set batch_size=20
+        --set epochs=3280 --set schedule=paper
+        --set checkpoint_dir=experiments/runs/vae_paper/ckpt              # (one command)
+
+The shorter budgets use the same Adam, with the learning rate decayed exponentially from 1e-3 to
+1e-4 over the run (the paper's start and end rates). ``max_train_minutes`` caps each model's training by wall
 time (it stops at an epoch boundary; the row names give the epochs run). An epoch of the k = 50
 bound costs 9 (batch 20) to 16 (batch 100) ELBO epochs on this CPU, so ``iwae_warmup_epochs``
 lets the IWAE start from ELBO training (the row name says so); Burda et al. also report a VAE
@@ -46,6 +53,7 @@ two-stochastic-layer model (``--out experiments/figures/vae/iwae5_2layer --set m
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import time
 from typing import Any, NamedTuple
 
@@ -129,6 +137,14 @@ class Config:
     batch_size: int = 100  # the paper: 20
     lr: float = 1e-3
     final_lr: float = 1e-4  # the paper's last rate, 1e-3 · 10^(-7/7)
+    # "exponential": lr decayed smoothly to final_lr over the run's epochs. "paper": Burda et
+    # al.'s steps, 3^i epochs at lr · 10^(-i/7) for i = 0..7 (3,280 epochs in all; later epochs
+    # stay at the last rate; final_lr is not used).
+    schedule: str = "exponential"
+    # Each model's fit saves here (<checkpoint_dir>/<model>/<stage>) every checkpoint_every
+    # epochs, and a rerun of the same command resumes it. One checkpoint_dir per command.
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 10
     adam_eps: float = 1e-4
     nll_samples: int = 5000  # the paper's k for every test number
     # None: the whole evaluation split. k = 5000 costs about 2.5 min per 1000 test images per
@@ -158,11 +174,34 @@ QUICK = dataclasses.replace(
 )
 
 
-def optimizer(config: Config, steps: int, offset: int = 0) -> optax.GradientTransformation:
-    """Adam (b1 0.9, b2 0.999, eps 1e-4 as the paper), its rate decayed exponentially from
-    ``lr`` to ``final_lr`` over ``steps``; ``offset`` steps of the schedule are already spent."""
-    decay = optax.exponential_decay(config.lr, max(steps, 1), config.final_lr / config.lr)
-    schedule = decay if offset == 0 else (lambda count: decay(count + offset))
+SCHEDULES = ("exponential", "paper")
+PAPER_STAGES = 8  # Burda et al.: 3^i epochs at 1e-3 · 10^(-i/7), i = 0..7
+
+
+def paper_schedule(lr: float, steps_per_epoch: int) -> optax.Schedule:
+    """Burda et al.'s learning rate: ``lr · 10^(-i/7)`` for the ``3^i`` epochs of stage ``i``.
+
+    Stage ``i`` begins after ``(3^i - 1) / 2`` epochs; the last stage's rate (``lr / 10``) holds
+    after epoch 3,280.
+    """
+    boundaries = [steps_per_epoch * (3**i - 1) // 2 for i in range(1, PAPER_STAGES)]
+    scale = 10.0 ** (-1.0 / 7.0)
+    return optax.piecewise_constant_schedule(lr, {step: scale for step in boundaries})
+
+
+def optimizer(
+    config: Config, steps: int, steps_per_epoch: int, offset: int = 0
+) -> optax.GradientTransformation:
+    """Adam (b1 0.9, b2 0.999, eps 1e-4 as the paper) with ``config.schedule``'s rate: decayed
+    exponentially from ``lr`` to ``final_lr`` over ``steps``, or the paper's steps (see
+    :func:`paper_schedule`); ``offset`` steps of the schedule are already spent."""
+    if config.schedule not in SCHEDULES:
+        raise SystemExit(f"schedule: expected one of {SCHEDULES}, got {config.schedule!r}")
+    if config.schedule == "paper":
+        rate = paper_schedule(config.lr, steps_per_epoch)
+    else:
+        rate = optax.exponential_decay(config.lr, max(steps, 1), config.final_lr / config.lr)
+    schedule = rate if offset == 0 else (lambda count: rate(count + offset))
     return optax.adam(schedule, b1=0.9, b2=0.999, eps=config.adam_eps)
 
 
@@ -177,11 +216,24 @@ class Trained(NamedTuple):
 
 
 def train(
-    model, x, *, objective, num_samples, epochs, config, key, progress, desc, warmup_epochs=0
+    model,
+    x,
+    *,
+    objective,
+    num_samples,
+    epochs,
+    config,
+    key,
+    progress,
+    desc,
+    warmup_epochs=0,
+    checkpoint_dir=None,
 ) -> Trained:
     """Trains one model: ``warmup_epochs`` of the ELBO (k = 1), then ``epochs`` of its objective.
 
-    With ``config.max_train_minutes`` training stops at the first epoch boundary past the cap.
+    With ``config.max_train_minutes`` training stops at the first epoch boundary past the cap
+    (the cap counts this process's time: a resumed run gets the whole cap again). With
+    ``checkpoint_dir`` each stage saves into its own subfolder and resumes from it.
     """
     init_key, fit_key = jax.random.split(key)
     steps_per_epoch = len(x) // config.batch_size
@@ -189,7 +241,7 @@ def train(
     start = time.perf_counter()
     cap = None if config.max_train_minutes is None else 60.0 * config.max_train_minutes
 
-    def stage(params, stage_objective, k, stage_epochs, offset, stage_key, stage_desc):
+    def stage(params, stage_objective, k, stage_epochs, offset, stage_key, stage_desc, name):
         loss_fn = variational.variational_loss(model, objective=stage_objective, num_samples=k)
         callbacks = []
         if cap is not None:  # the time left of the cap, warm-up included
@@ -200,11 +252,13 @@ def train(
             x,
             loss_fn=loss_fn,
             has_aux=True,
-            optimizer=optimizer(config, total_epochs * steps_per_epoch, offset),
+            optimizer=optimizer(config, total_epochs * steps_per_epoch, steps_per_epoch, offset),
             key=stage_key,
             epochs=stage_epochs,
             batch_size=config.batch_size,
             callbacks=callbacks,
+            checkpoint_dir=None if checkpoint_dir is None else f"{checkpoint_dir}/{name}",
+            checkpoint_every=config.checkpoint_every,
             progress=progress,
             desc=stage_desc,
         )
@@ -213,16 +267,23 @@ def train(
     if warmup_epochs:
         # Its own key stream: the main stage's keys are those of an unwarmed run.
         warmup_key = jax.random.fold_in(fit_key, 1 << 20)
-        result = stage(params, "elbo", 1, warmup_epochs, 0, warmup_key, desc + " warm-up")
+        result = stage(params, "elbo", 1, warmup_epochs, 0, warmup_key, desc + " warm-up", "warmup")
         params, warm, stopped = result.params, len(result.history), bool(result.stopped_early)
     run_epochs, loss = 0, float("nan")
     if not stopped:
         offset = warmup_epochs * steps_per_epoch
-        result = stage(params, objective, num_samples, epochs, offset, fit_key, desc)
+        result = stage(params, objective, num_samples, epochs, offset, fit_key, desc, "main")
         params, run_epochs = result.params, len(result.history)
         if not result.stopped_early:
             loss = result.history[-1]["loss"]
     return Trained(params, run_epochs, warm, loss, time.perf_counter() - start)
+
+
+def checkpoint_subdir(config: Config, name: str) -> str | None:
+    """``<checkpoint_dir>/<name>`` for a ``config.models`` name; None without checkpoint_dir."""
+    if config.checkpoint_dir is None:
+        return None
+    return str(pathlib.Path(config.checkpoint_dir) / name)
 
 
 def mean_bound(model, params, x, key, *, num_samples: int, kind: str) -> float:
@@ -304,6 +365,7 @@ def main(argv: list[str] | None = None) -> dict:
             key=train_key,
             progress=progress,
             desc=f"{name} k={k}",
+            checkpoint_dir=checkpoint_subdir(config, name),
         )
         params, epochs_run, seconds = (
             trained_model.params,

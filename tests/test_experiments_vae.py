@@ -1,5 +1,6 @@
 """The VAE experiment's quick mode, end to end on real MNIST (what CI runs)."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -42,6 +43,35 @@ def test_optimizer_offset_continues_the_learning_rate_schedule():
     params = {"w": np.zeros(3, np.float32)}
     grads = {"w": np.full(3, 10.0, np.float32)}
     for offset, rate in [(0, 1e-3), (50, 1e-3 * 0.1**0.5), (100, 1e-4)]:
-        optimizer = vae.optimizer(config, steps=100, offset=offset)
+        optimizer = vae.optimizer(config, steps=100, steps_per_epoch=10, offset=offset)
         updates, _ = optimizer.update(grads, optimizer.init(params), params)
         np.testing.assert_allclose(updates["w"], -rate, rtol=1e-4)
+
+
+def test_paper_schedule_steps_down_by_a_seventh_decade_after_3_to_the_i_epochs():
+    schedule = vae.paper_schedule(1e-3, steps_per_epoch=2)
+    # Stage i starts after 1 + 3 + ... + 3^(i-1) epochs: steps 2, 8, 26, ...; 3,280 epochs in all.
+    for step, stage in [(0, 0), (1, 0), (2, 1), (7, 1), (8, 2), (25, 2), (26, 3), (6559, 7)]:
+        np.testing.assert_allclose(schedule(step), 1e-3 * 10 ** (-stage / 7), rtol=1e-5)
+    np.testing.assert_allclose(schedule(10**6), 1e-4, rtol=1e-5)  # the last rate holds
+
+
+def test_unknown_schedule_is_refused_naming_the_choices():
+    config = vae.Config(schedule="cosine")
+    with pytest.raises(SystemExit, match="schedule: expected one of"):
+        vae.optimizer(config, steps=10, steps_per_epoch=1)
+
+
+def test_train_with_checkpoint_dir_resumes_each_stage_to_the_uninterrupted_result(tmp_path):
+    x = np.asarray(jaxae.data.load("mnist", "train[:400]").flat)
+    config = vae.Config(batch_size=100, checkpoint_every=2, schedule="paper")
+    model = jaxae.MLPVAE((784, 16, 4))
+    kwargs = dict(objective="iwae", num_samples=2, config=config, progress=False, desc="t")
+    key = jax.random.key(0)
+    whole = vae.train(model, x, epochs=3, warmup_epochs=2, key=key, **kwargs)
+    ckpt = str(tmp_path / "ckpt")
+    vae.train(model, x, epochs=1, warmup_epochs=2, key=key, checkpoint_dir=ckpt, **kwargs)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["main", "warmup"]
+    resumed = vae.train(model, x, epochs=3, warmup_epochs=2, key=key, checkpoint_dir=ckpt, **kwargs)
+    assert (resumed.epochs, resumed.warmup_epochs) == (3, 2)
+    jax.tree.map(np.testing.assert_array_equal, whole.params, resumed.params)

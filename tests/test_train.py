@@ -66,6 +66,45 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
     assert [row["epoch"] for row in resumed.history] == [0, 1, 2, 3]
 
 
+def _saved_epochs(directory):
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
+def test_checkpoint_every_saves_every_nth_epoch_and_the_last(tmp_path):
+    x = _digits()
+    _fit(x, 5, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=2, max_checkpoints=10)
+    assert _saved_epochs(tmp_path / "ckpt") == [1, 3, 4]
+
+
+def test_checkpoint_every_saves_where_a_callback_stops_and_resumes_from_there(tmp_path):
+    x = _digits()
+    ckpt = tmp_path / "ckpt"
+
+    def stop_after_epoch_2(epoch, row, state):
+        return "stop" if epoch == 2 else None
+
+    stopped = _fit(
+        x,
+        6,
+        checkpoint_dir=ckpt,
+        checkpoint_every=4,
+        max_checkpoints=10,
+        callbacks=[stop_after_epoch_2],
+    )
+    assert stopped.stopped_early == "stop" and _saved_epochs(ckpt) == [2]
+    resumed = _fit(x, 6, checkpoint_dir=ckpt, checkpoint_every=4, max_checkpoints=10)
+    assert [row["epoch"] for row in resumed.history] == list(range(6))
+    assert _saved_epochs(ckpt) == [2, 3, 5]
+    uninterrupted = _fit(x, 6)
+    jax.tree.map(np.testing.assert_array_equal, uninterrupted.params, resumed.params)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5])
+def test_checkpoint_every_must_be_a_positive_int(value, tmp_path):
+    with pytest.raises((ValueError, TypeError), match="checkpoint_every"):
+        _fit(_digits(), 1, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=value)
+
+
 KILLED_RUN = textwrap.dedent(
     """
     import functools, os, signal, sys

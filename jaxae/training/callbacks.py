@@ -1,9 +1,10 @@
 """Host-side callbacks of :func:`jaxae.fit`: early stopping, a wall-time cap, metric writers.
 
 A callback sees each epoch once, after its history row is complete (training metrics, ``eval_fn``
-results, ``time_s``) and its checkpoint is saved: ``on_epoch_end(epoch, row, state)``. It runs on
-the host between epochs, so it adds no host round-trip inside the jitted epoch. Returning a string
-stops training after this epoch; the string is the reason, kept in ``FitResult.stopped_early``.
+results, ``time_s``) and its checkpoint, when one is due, is saved: ``on_epoch_end(epoch, row,
+state)``. It runs on the host between epochs, so it adds no host round-trip inside the jitted
+epoch. Returning a string stops training after this epoch (its checkpoint is then saved if it was
+not); the string is the reason, kept in ``FitResult.stopped_early``.
 A plain function ``(epoch, row, state) -> str | None`` works as a callback too.
 
 On a resumed run (``checkpoint_dir``), ``on_train_begin`` receives the restored history, so

@@ -239,6 +239,7 @@ def fit(
     eval_every: int = 1,
     checkpoint_dir: str | os.PathLike | None = None,
     max_checkpoints: int = 2,
+    checkpoint_every: int = 1,
     progress: bool = True,
     desc: str = "train",
     mesh: jax.sharding.Mesh | None = None,
@@ -282,6 +283,10 @@ def fit(
         The checkpoint holds global arrays: a data-parallel run can resume on another number of
         devices, or without a mesh.
       max_checkpoints: how many epoch checkpoints to keep.
+      checkpoint_every: save every ``checkpoint_every`` epochs (and after the last epoch, and
+        after one where a callback stops training) instead of after each: for short epochs,
+        where a save would cost a noticeable share of the epoch. A run cut short resumes from
+        the last saved epoch.
       progress: show a tqdm bar with the running loss.
       desc: the bar's label.
       mesh: a 1-D device mesh (``jaxae.parallel.data_mesh()``): train data-parallel over its
@@ -338,6 +343,7 @@ def fit(
     check_positive_int(batch_size, "batch_size")
     check_positive_int(eval_every, "eval_every")
     check_positive_int(max_checkpoints, "max_checkpoints")
+    check_positive_int(checkpoint_every, "checkpoint_every")
     check_optimizer(optimizer)
     check_prng_key(key)
     for name, fn in (("loss_fn", loss_fn), ("grad_fn", grad_fn), ("eval_fn", eval_fn)):
@@ -474,11 +480,14 @@ def fit(
             history.append(row)
             if "loss" in row:
                 bar.set_postfix(loss=f"{row['loss']:.4g}")
-            if checkpointer is not None:
+            saved = (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs
+            if checkpointer is not None and saved:
                 checkpointer.save(epoch, state, history)
             reasons = [hook.on_epoch_end(epoch, dict(row), state) for hook in hooks]
             reasons = [r for r in reasons if r]
             if reasons:
+                if checkpointer is not None and not saved:  # a stopped run resumes from here
+                    checkpointer.save(epoch, state, history)
                 stopped_early = "; ".join(reasons)
                 break
     finally:
