@@ -1,7 +1,8 @@
 """Atomic file writes: a temp file in the same directory, fsync, then ``os.replace``.
 
 A reader sees either the old file or the complete new one, never a half-written file, even if
-the writer is killed mid-write.
+the writer is killed mid-write. The new file keeps the old one's permission bits, or gets those a
+plain ``open`` would give (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
 """
 
 from __future__ import annotations
@@ -29,11 +30,22 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _mode_for(path: pathlib.Path) -> int:
+    """The existing file's permission bits, else ``0o666`` less the process's umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)  # reading the umask means setting it; put it straight back
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -1,6 +1,9 @@
+import os
+import stat
+
 import pytest
 
-from jaxae.atomic import atomic_open, atomic_write_text
+from jaxae.atomic import atomic_open, atomic_write_bytes, atomic_write_text
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path):
@@ -23,3 +26,21 @@ def test_interrupted_write_keeps_the_previous_content(tmp_path):
     assert target.read_text() == "old"
     atomic_write_text(target, "new")
     assert target.read_text() == "new"
+
+
+def test_a_new_file_gets_the_umask_permissions_not_mkstemps_private_ones(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("old")
+    path.chmod(0o640)
+    atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
