@@ -29,23 +29,23 @@ precision numbers): every ``paper_value`` is None.
 Status: one MNIST run at the reduced budget below (2026-12-03, 2 CPU cores, 49 min, most of it
 the full-ranking mAP, about 3 min a method for 10k queries over 60k): test mAP conv mean code
 0.490, PCA-16 0.448, MLP AE 0.427, pixels 0.425; precision@100 0.897, 0.887, 0.856, 0.887;
-squared error per image conv 14.41, MLP 16.81, PCA-16 19.86, so the MNIST targets are met at that
-budget. The sweep's 1-epoch conv models stay below PCA at every size (4, 16, 64-d: 0.261, 0.380,
-0.295 against 0.362, 0.448, 0.433): one epoch is too few. One Fashion-MNIST run at the same
-budget and settings (the MNIST validation choices; none were tuned for Fashion-MNIST), 2026-12-03,
-2 idle CPU cores, 23 min (the full ranking now about 50 s a method, sorted by NumPy on the
-host): mAP conv mean code 0.469, PCA-16 0.460, MLP AE 0.449, pixels 0.447; precision@100 0.745,
-0.729, 0.710, 0.742; squared error per image conv 12.32, PCA-16 15.57, MLP 15.86: the targets
-are met there too, by smaller margins, and pixels keep the best precision@10 (0.805 against
-0.793). Its 1-epoch sweep: conv 0.391, 0.465, 0.480 against PCA 0.410, 0.460, 0.456 at 4, 16,
-64-d. Not yet run: the default budget (a full-width step takes about 0.8 s on 2 CPU cores, an
-epoch of 60k about 7 min: 1.5 h and more a dataset). Quick mode (MNIST, 3k training images, 5k search set,
-500 queries, widths 8-16-32-64, 15 epochs chosen on the validation split; about 55 s on 2 idle
-cores since ``fit(loop="auto")`` dispatches conv steps one at a time on CPU): on validation,
-mAP conv mean code 0.489, MLP AE 0.464, PCA-16 0.438; squared error per image conv 15.0, MLP
-17.6, PCA-16 20.4. ``tests/test_experiments_cbir.py`` checks the conv codes beat PCA-16 on
-test in quick mode. Each command needs its own ``checkpoint_dir`` (a checkpoint is matched to
-the model and optimizer, not to the data).
+squared error per image conv 14.41, MLP 16.81, PCA-16 19.86, so the MNIST targets are met at
+that budget. The sweep's 1-epoch conv models stay below PCA at every size (4, 16, 64-d: 0.261,
+0.380, 0.295 against 0.362, 0.448, 0.433): one epoch is too few. One Fashion-MNIST run at the
+same budget and settings (the MNIST validation choices; none were tuned for Fashion-MNIST),
+2026-12-03, 2 idle CPU cores, 23 min (the full ranking now about 50 s a method, sorted by NumPy
+on the host): mAP conv mean code 0.469, PCA-16 0.460, MLP AE 0.449, pixels 0.447; precision@100
+0.745, 0.729, 0.710, 0.742; squared error per image conv 12.32, PCA-16 15.57, MLP 15.86: the
+targets are met there too, by smaller margins, and pixels keep the best precision@10 (0.805
+against 0.793). Its 1-epoch sweep: conv 0.391, 0.465, 0.480 against PCA 0.410, 0.460, 0.456 at
+4, 16, 64-d. Not yet run: the default budget (a full-width step takes about 0.8 s on 2 CPU
+cores, an epoch of 60k about 7 min: 1.5 h and more a dataset). Quick mode (MNIST, 3k training
+images, 5k search set, 500 queries, widths 8-16-32-64, 15 epochs chosen on the validation split;
+about 55 s on 2 idle cores since ``fit(loop="auto")`` dispatches conv steps one at a time on
+CPU): on validation, mAP conv mean code 0.489, MLP AE 0.464, PCA-16 0.438; squared error per
+image conv 15.0, MLP 17.6, PCA-16 20.4. ``tests/test_experiments_cbir.py`` checks the conv codes
+beat PCA-16 on test in quick mode. Each command needs its own ``checkpoint_dir`` (a checkpoint
+is matched to the model and optimizer, not to the data).
 
     python experiments/cbir.py                       # full run (MNIST)
     python experiments/cbir.py --set dataset=fashion_mnist
@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import pathlib
 import time
 
 import jax
@@ -75,7 +74,14 @@ import optax
 import jaxae
 from jaxae import retrieval
 from jaxae.chunked import chunked_map
-from jaxae.experiment import Run, image_rows_figure, neighbours_figure, parse, pyplot
+from jaxae.experiment import (
+    Run,
+    checkpoint_subdir,
+    image_rows_figure,
+    neighbours_figure,
+    parse,
+    pyplot,
+)
 from jaxae.models.conv import CBIRAutoencoder, TwoCodeLoss
 
 KS = (10, 100, 1000)
@@ -154,16 +160,9 @@ def mlp_loss(model: jaxae.MLPAutoencoder, params, batch, key):
     return jaxae.sigmoid_cross_entropy(model.reconstruct(params, batch, logits=True), batch).mean()
 
 
-def checkpoint_subdir(config: Config, name: str) -> str | None:
-    """``<checkpoint_dir>/<dataset>_<name>``: one folder a fit, so a cut run resumes each one.
-
-    None when ``checkpoint_dir`` is None (no saving). Use one ``checkpoint_dir`` per command
-    (a ``--validation`` or ``--quick`` run needs its own): fit only checks that a checkpoint is
-    of the same model and optimizer, not of the same data.
-    """
-    if config.checkpoint_dir is None:
-        return None
-    return str(pathlib.Path(config.checkpoint_dir) / f"{config.dataset}_{name}")
+def fit_checkpoint_dir(config: Config, name: str) -> str | None:
+    """``<checkpoint_dir>/<dataset>_<name>`` (see :func:`jaxae.experiment.checkpoint_subdir`)."""
+    return checkpoint_subdir(config.checkpoint_dir, f"{config.dataset}_{name}")
 
 
 def train_mlp(x_fit, config: Config, *, key, progress: bool):
@@ -182,7 +181,7 @@ def train_mlp(x_fit, config: Config, *, key, progress: bool):
         batch_size=config.batch_size,
         progress=progress,
         desc="MLP AE",
-        checkpoint_dir=checkpoint_subdir(config, "mlp"),
+        checkpoint_dir=fit_checkpoint_dir(config, "mlp"),
     )
     return model, result.params
 
@@ -216,7 +215,7 @@ def train_conv(images, config: Config, *, code_size: int, epochs: int, key, prog
         batch_size=config.batch_size,
         progress=progress,
         desc=f"conv AE {code_size}-d",
-        checkpoint_dir=checkpoint_subdir(
+        checkpoint_dir=fit_checkpoint_dir(
             config, f"conv_{code_size}d_{epochs}epochs_masking{config.masking_rate:g}"
         ),
     )

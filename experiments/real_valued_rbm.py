@@ -31,7 +31,6 @@ labelled ``[MNIST fallback]``. A full run downloads Fashion-MNIST if it has to.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 
 import jax
@@ -40,7 +39,14 @@ import numpy as np
 import jaxae
 from jaxae import rbm
 from jaxae.data import DataFileError
-from jaxae.experiment import Run, image_rows_figure, load_mnist_splits, parse, pyplot
+from jaxae.experiment import (
+    Run,
+    checkpoint_subdir,
+    image_rows_figure,
+    load_mnist_splits,
+    parse,
+    pyplot,
+)
 from jaxae.models.deep import unroll
 from jaxae.recipes import (
     RBMConfig,
@@ -139,7 +145,7 @@ def train_stack(kind: str, x, x_curve, *, config: Config, key, weights, progress
     """Pretrains, unrolls and fine-tunes one stack; returns (model, params before / after
     fine-tuning, pretraining history, fine-tuning history, wall times)."""
     pretrain_key, finetune_key = jax.random.split(key)
-    ckpt = None if config.checkpoint_dir is None else os.path.join(config.checkpoint_dir, kind)
+    ckpt = checkpoint_subdir(config.checkpoint_dir, kind)
     real = kind == "real_valued"
     start = time.perf_counter()
     stack = pretrain_rbm_stack(
@@ -151,7 +157,7 @@ def train_stack(kind: str, x, x_curve, *, config: Config, key, weights, progress
         else RBMConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size),
         visible="gaussian_learned_var" if real else "bernoulli",
         hidden="nrelu" if real else "bernoulli",
-        checkpoint_dir=None if ckpt is None else os.path.join(ckpt, "pretrain"),
+        checkpoint_dir=checkpoint_subdir(ckpt, "pretrain"),
         progress=progress,
     )
     pretrain_s = time.perf_counter() - start
@@ -177,7 +183,7 @@ def train_stack(kind: str, x, x_curve, *, config: Config, key, weights, progress
         loss_fn=loss,
         optimizer=adamw_cosine(lr, max(steps, 1)),
         eval_fn=eval_fn,
-        checkpoint_dir=None if ckpt is None else os.path.join(ckpt, "finetune"),
+        checkpoint_dir=checkpoint_subdir(ckpt, "finetune"),
         progress=progress,
         desc=f"fine-tune {kind}",
     )

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +58,7 @@ import optax
 
 import jaxae
 from jaxae.data import moving_mnist as mm
-from jaxae.experiment import Run, image_rows_figure, parse, pyplot
+from jaxae.experiment import Run, checkpoint_subdir, image_rows_figure, parse, pyplot
 from jaxae.models import frame_baselines as fb
 from jaxae.models.lstm import LSTMSequenceModel, future_targets, reconstruction_targets
 
@@ -154,9 +153,7 @@ def train(
 
     per_epoch = len(digits) // (config.batch_size * config.num_digits)
     epochs = max(1, -(-config.steps // per_epoch))  # whole epochs: steps rounds up
-    checkpoint_dir = None
-    if config.checkpoint_dir is not None:
-        checkpoint_dir = str(pathlib.Path(config.checkpoint_dir) / model.kind)
+    checkpoint_dir = checkpoint_subdir(config.checkpoint_dir, model.kind)
     init_key, fit_key = jax.random.split(key)
     return jaxae.fit(
         model.init(init_key),

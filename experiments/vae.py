@@ -12,21 +12,21 @@ active latent units, beside Table 1 of the paper (VAE 86.76 nats, IWAE k = 5 85.
 (:class:`jaxae.models.vae.TwoStochasticLayerVAE`, 784-100-100-100(s)-50-50-50(s), Table 1: IWAE
 k = 5 83.89, k = 50 82.90). Every row name says how many epochs the model trained.
 
-The paper trains 3,280 passes (3^i epochs at learning rate 1e-3 · 10^(-i/7), i = 0..7, batch
-20, Adam with epsilon 1e-4): ``--set schedule=paper --set epochs=3280``, about 2 hours of
-training on 2 idle CPU cores, with ``checkpoint_dir`` so that it can run in pieces (rerun the same
-command to resume; each piece saves every ``checkpoint_every`` epochs)::
+The paper trains 3,280 passes (3^i epochs at learning rate 1e-3 · 10^(-i/7), i = 0..7, batch 20,
+Adam with epsilon 1e-4): ``--set schedule=paper --set epochs=3280``, about 3 hours of training
+on 2 idle CPU cores (3.4 s an epoch at batch 20), with ``checkpoint_dir`` so that it can run in
+pieces (rerun the same command to resume; each piece saves every ``checkpoint_every`` epochs)::
 
     python experiments/vae.py --no-progress --set models=vae --set batch_size=20
         --set epochs=3280 --set schedule=paper
         --set checkpoint_dir=experiments/runs/vae_paper/ckpt              # (one command)
 
 The shorter budgets use the same Adam, with the learning rate decayed exponentially from 1e-3 to
-1e-4 over the run (the paper's start and end rates). ``max_train_minutes`` caps each model's training by wall
-time (it stops at an epoch boundary; the row names give the epochs run). An epoch of the k = 50
-bound costs 9 (batch 20) to 16 (batch 100) ELBO epochs on this CPU, so ``iwae_warmup_epochs``
-lets the IWAE start from ELBO training (the row name says so); Burda et al. also report a VAE
-whose training is continued by the IWAE bound.
+1e-4 over the run (the paper's start and end rates). ``max_train_minutes`` caps each model's
+training by wall time (it stops at an epoch boundary; the row names give the epochs run). An
+epoch of the k = 50 bound costs 9 (batch 20) to 16 (batch 100) ELBO epochs on this CPU, so
+``iwae_warmup_epochs`` lets the IWAE start from ELBO training (the row name says so); Burda et
+al. also report a VAE whose training is continued by the IWAE bound.
 
     python experiments/vae.py --quick          # CI smoke run (subset, few epochs, small k)
     python experiments/vae.py --validation     # model selection: 50k train, 10k held out
@@ -53,7 +53,6 @@ two-stochastic-layer model (``--out experiments/figures/vae/iwae5_2layer --set m
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import time
 from typing import Any, NamedTuple
 
@@ -64,7 +63,14 @@ import optax
 
 import jaxae
 from jaxae import variational
-from jaxae.experiment import Run, load_mnist_splits, parse, pyplot, tile_images
+from jaxae.experiment import (
+    Run,
+    checkpoint_subdir,
+    load_mnist_splits,
+    parse,
+    pyplot,
+    tile_images,
+)
 from jaxae.models.vae import TwoStochasticLayerVAE
 
 PAPER = "Burda, Grosse & Salakhutdinov 2015, Table 1 (MNIST, one stochastic layer)"
@@ -257,7 +263,7 @@ def train(
             epochs=stage_epochs,
             batch_size=config.batch_size,
             callbacks=callbacks,
-            checkpoint_dir=None if checkpoint_dir is None else f"{checkpoint_dir}/{name}",
+            checkpoint_dir=checkpoint_subdir(checkpoint_dir, name),
             checkpoint_every=config.checkpoint_every,
             progress=progress,
             desc=stage_desc,
@@ -277,13 +283,6 @@ def train(
         if not result.stopped_early:
             loss = result.history[-1]["loss"]
     return Trained(params, run_epochs, warm, loss, time.perf_counter() - start)
-
-
-def checkpoint_subdir(config: Config, name: str) -> str | None:
-    """``<checkpoint_dir>/<name>`` for a ``config.models`` name; None without checkpoint_dir."""
-    if config.checkpoint_dir is None:
-        return None
-    return str(pathlib.Path(config.checkpoint_dir) / name)
 
 
 def mean_bound(model, params, x, key, *, num_samples: int, kind: str) -> float:
@@ -365,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict:
             key=train_key,
             progress=progress,
             desc=f"{name} k={k}",
-            checkpoint_dir=checkpoint_subdir(config, name),
+            checkpoint_dir=checkpoint_subdir(config.checkpoint_dir, name),
         )
         params, epochs_run, seconds = (
             trained_model.params,

@@ -29,6 +29,7 @@ import functools
 import io
 import json
 import logging
+import os
 import pathlib
 import time
 import types
@@ -45,6 +46,7 @@ __all__ = [
     "MnistSplits",
     "Run",
     "apply_overrides",
+    "checkpoint_subdir",
     "filters_figure",
     "image_rows_figure",
     "load_mnist_splits",
@@ -198,6 +200,20 @@ def apply_overrides(config: Any, assignments: Sequence[str]) -> Any:
         except _OverrideError as error:
             raise SystemExit(f"--set {assignment!r}: {error}") from None
     return config
+
+
+def checkpoint_subdir(checkpoint_dir: str | os.PathLike | None, *names: str) -> str | None:
+    """``<checkpoint_dir>/<name>/...``: one folder a ``fit``, so a cut run resumes each one.
+
+    None when ``checkpoint_dir`` is None (no saving). ``fit`` checks that a checkpoint it finds
+    is of the same model and optimizer, not of the same data or schedule: give each command its
+    own ``checkpoint_dir`` (a ``--quick`` or ``--validation`` run too).
+    """
+    if checkpoint_dir is None:
+        return None
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"names: expected one or more non-empty strings, got {names!r}")
+    return str(pathlib.Path(checkpoint_dir).joinpath(*names))
 
 
 # --------------------------------------------------------------------------- data

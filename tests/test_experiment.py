@@ -116,3 +116,12 @@ def test_run_writes_rows_metrics_and_log(tmp_path):
     )  # fmt: skip
     assert run.metrics == {"model/error/test": 1.5}
     assert (tmp_path / "out" / "metrics.json").exists() and (tmp_path / "out" / "log.txt").exists()
+
+
+def test_checkpoint_subdir_joins_names_and_is_none_without_a_checkpoint_dir(tmp_path):
+    assert experiment.checkpoint_subdir(None, "vae", "main") is None
+    assert experiment.checkpoint_subdir(tmp_path, "vae", "main") == str(tmp_path / "vae" / "main")
+    assert experiment.checkpoint_subdir(str(tmp_path), "mlp") == str(tmp_path / "mlp")
+    for names in [(), ("",), ("vae", None)]:
+        with pytest.raises(ValueError, match="names: expected one or more non-empty strings"):
+            experiment.checkpoint_subdir(tmp_path, *names)

@@ -10,12 +10,12 @@ from experiments import cbir
 from jaxae import results
 
 
-def test_checkpoint_subdir_is_one_folder_a_fit_and_none_without_checkpoint_dir(tmp_path):
-    assert cbir.checkpoint_subdir(cbir.QUICK, "mlp") is None
+def test_fit_checkpoint_dir_is_one_folder_a_fit_and_none_without_checkpoint_dir(tmp_path):
+    assert cbir.fit_checkpoint_dir(cbir.QUICK, "mlp") is None
     config = dataclasses.replace(cbir.QUICK, checkpoint_dir=str(tmp_path))
-    assert pathlib.Path(cbir.checkpoint_subdir(config, "mlp")) == tmp_path / "mnist_mlp"
+    assert pathlib.Path(cbir.fit_checkpoint_dir(config, "mlp")) == tmp_path / "mnist_mlp"
     fashion = dataclasses.replace(config, dataset="fashion_mnist")
-    assert cbir.checkpoint_subdir(fashion, "mlp") != cbir.checkpoint_subdir(config, "mlp")
+    assert cbir.fit_checkpoint_dir(fashion, "mlp") != cbir.fit_checkpoint_dir(config, "mlp")
 
 
 @pytest.mark.slow
