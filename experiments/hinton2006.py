@@ -9,18 +9,21 @@ error summed over the 784 pixels, averaged over the 10,000 test images.
     python experiments/hinton2006.py --validation    # model selection: 50k train, 10k held out
     python experiments/hinton2006.py --quick         # CI smoke run (subset, few epochs)
     python experiments/hinton2006.py --set finetune_lr=2e-3 --set finetune_epochs=80
+    python experiments/hinton2006.py --set checkpoint_dir=experiments/runs/hinton2006/ckpt
+
+With ``checkpoint_dir`` every fit saves after each epoch and a rerun of the same command
+resumes; the training wall-time row sums the epochs' times, restored ones included.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import jax
 import numpy as np
 
 import jaxae
-from jaxae.experiment import Run, load_mnist_splits, parse, pyplot
+from jaxae.experiment import Run, checkpoint_subdir, load_mnist_splits, parse, pyplot
 from jaxae.models.deep import unroll
 from jaxae.recipes import (
     RBMConfig,
@@ -54,6 +57,9 @@ class Config:
     codes_2d_finetune_epochs: int = 20
     train_examples: int | None = None  # None: all
     test_examples: int | None = None
+    # Each fit saves here (<checkpoint_dir>/pretrain/layer_<i>, /finetune, /random_init,
+    # /codes_2d/...) and a rerun of the same command resumes it. One checkpoint_dir per command.
+    checkpoint_dir: str | None = None
 
 
 QUICK = dataclasses.replace(
@@ -66,8 +72,11 @@ QUICK = dataclasses.replace(
 )
 
 
-def finetune(model, params, x, *, config: Config, epochs: int, key, progress: bool, desc: str):
-    """The paper's fine-tuning (pixel cross-entropy) with this config's Adam schedule."""
+def finetune(
+    model, params, x, *, config: Config, epochs: int, key, progress: bool, desc: str, name: str
+):
+    """The paper's fine-tuning (pixel cross-entropy) with this config's Adam schedule; returns
+    ``fit``'s result. ``name``: its folder under ``config.checkpoint_dir``."""
     steps = epochs * (len(x) // config.finetune_batch_size)
     optimizer = adamw_cosine(
         config.finetune_lr,
@@ -85,7 +94,14 @@ def finetune(model, params, x, *, config: Config, epochs: int, key, progress: bo
         optimizer=optimizer,
         progress=progress,
         desc=desc,
-    ).params
+        checkpoint_dir=checkpoint_subdir(config.checkpoint_dir, *name.split("/")),
+    )
+
+
+def epoch_seconds(histories) -> float:
+    """Training time summed over the epochs of ``fit`` histories: a resumed run counts the epochs
+    it restored too (the time of this process alone would understate the run)."""
+    return float(sum(row["time_s"] for history in histories for row in history))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -114,11 +130,15 @@ def main(argv: list[str] | None = None) -> dict:
     key, pretrain_key, finetune_key, random_key, key_2d = jax.random.split(key, 5)
     random_init_key, random_finetune_key = jax.random.split(random_key)
     pretrain = RBMConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
-    start = time.perf_counter()
     stack = pretrain_rbm_stack(
-        x_train, config.sizes, key=pretrain_key, configs=pretrain, progress=progress
+        x_train,
+        config.sizes,
+        key=pretrain_key,
+        configs=pretrain,
+        progress=progress,
+        checkpoint_dir=checkpoint_subdir(config.checkpoint_dir, "pretrain"),
     )
-    pretrain_s = time.perf_counter() - start
+    pretrain_s = epoch_seconds(layer.history for layer in stack)
     model, params = unroll(stack)
     run.record(
         "deep AE, pretrained only",
@@ -127,8 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         split=split,
     )
 
-    start = time.perf_counter()
-    tuned = finetune(
+    finetuned = finetune(
         model,
         params,
         x_train,
@@ -137,8 +156,9 @@ def main(argv: list[str] | None = None) -> dict:
         key=finetune_key,
         progress=progress,
         desc="fine-tune",
+        name="finetune",
     )
-    finetune_s = time.perf_counter() - start
+    tuned, finetune_s = finetuned.params, epoch_seconds([finetuned.history])
     deep_error = reconstruction_error(model, tuned, x_eval)
     run.record(
         "deep AE, pretrained + fine-tuned",
@@ -166,7 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
             key=random_finetune_key,
             progress=progress,
             desc="random init",
-        )
+            name="random_init",
+        ).params
         run.record(
             "deep AE, random init (same fine-tuning)",
             "squared error per image",
@@ -201,7 +222,12 @@ def codes_2d(run: Run, stack, x_train, x_eval, y_eval, *, config, key, progress,
     below = encode_layers(stack[:-1], x_train)
     pretrain = RBMConfig(epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size)
     top = pretrain_rbm_stack(
-        below, (below.shape[1], 2), key=pretrain_key, configs=pretrain, progress=progress
+        below,
+        (below.shape[1], 2),
+        key=pretrain_key,
+        configs=pretrain,
+        progress=progress,
+        checkpoint_dir=checkpoint_subdir(config.checkpoint_dir, "codes_2d", "pretrain"),
     )
     model, params = unroll(list(stack[:-1]) + top)
     tuned = finetune(
@@ -213,7 +239,8 @@ def codes_2d(run: Run, stack, x_train, x_eval, y_eval, *, config, key, progress,
         key=finetune_key,
         progress=progress,
         desc="fine-tune 2-D",
-    )
+        name="codes_2d/finetune",
+    ).params
     run.record(
         "deep AE 784-1000-500-250-2",
         "squared error per image",

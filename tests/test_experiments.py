@@ -45,3 +45,35 @@ def test_hinton2006_quick_pretrained_autoencoder_beats_pca(tmp_path):
     rows = results.read_results(results_dir / "hinton2006.json")
     paper = {row["model"]: row["paper_value"] for row in rows if row["paper_value"] is not None}
     assert paper["deep AE, pretrained + fine-tuned"] == 3.00 and paper["pca-30"] == 13.87
+
+
+@pytest.mark.slow
+def test_hinton2006_rerun_with_its_checkpoint_dir_resumes_every_fit(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    tiny = [
+        "--no-progress",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--set",
+        "sizes=784,32,16,4",
+        "--set",
+        "train_examples=1000",
+        "--set",
+        "test_examples=200",
+        "--set",
+        "pretrain_epochs=2",
+        "--set",
+        "finetune_epochs=2",
+        "--set",
+        "codes_2d_finetune_epochs=1",
+        "--set",
+        f"checkpoint_dir={ckpt}",
+    ]
+    first = hinton2006.main([*tiny, "--out", str(tmp_path / "first")])
+    fits = ["codes_2d/finetune", "codes_2d/pretrain/layer_0", "finetune", "random_init"]
+    fits += [f"pretrain/layer_{i}" for i in range(3)]
+    assert all((ckpt / fit).is_dir() for fit in fits), sorted(p for p in ckpt.rglob("*"))
+    again = hinton2006.main([*tiny, "--out", str(tmp_path / "again")])
+    deep = "deep AE, pretrained + fine-tuned"
+    for name in (f"{deep}/squared error per image/test", f"{deep}/training wall time (s)/train"):
+        assert again[name] == first[name], name  # restored, not retrained: the same epochs' times
