@@ -6,12 +6,22 @@ trained on squared reconstruction error. Its features — the α·k = 75 largest
 fed to logistic regression (the encoder frozen); the network is also fine-tuned as a whole.
 Metric: test classification error (%).
 
-Also draws the k-sparse filters and digits beside their k-sparse reconstructions.
+Also draws the k-sparse filters, digits beside their k-sparse reconstructions, and the error on
+the eval split after each epoch of logistic regression and of fine-tuning
+(``finetune_curves.png``; with ``--validation`` the best epochs are rows too).
 
     python experiments/makhzani2013.py               # full run: train on 60k, report test
     python experiments/makhzani2013.py --validation  # model selection: 50k train, 10k held out
     python experiments/makhzani2013.py --quick       # CI smoke run (subset, few epochs)
     python experiments/makhzani2013.py --set k=40 --set alpha=2
+    python experiments/makhzani2013.py --set checkpoint_dir=experiments/runs/makhzani2013/ckpt
+    python experiments/makhzani2013.py --validation \\
+        --set checkpoint_dir=experiments/runs/makhzani2013_validation/ckpt
+
+With ``checkpoint_dir`` the pretraining (``<checkpoint_dir>/pretrain/layer_0``), the logistic
+regression (``<checkpoint_dir>/classifier``) and the fine-tuning (``<checkpoint_dir>/finetune``)
+save after every epoch, and a rerun of the same command resumes them. One ``checkpoint_dir``
+per command.
 """
 
 from __future__ import annotations
@@ -55,6 +65,9 @@ class Config:
     finetune_lr: float = 1e-3
     train_examples: int | None = None
     eval_examples: int | None = None
+    # The fits save here (<checkpoint_dir>/pretrain/layer_0, /classifier, /finetune) and a rerun
+    # of the same command resumes them. One checkpoint_dir per command.
+    checkpoint_dir: str | None = None
 
 
 QUICK = dataclasses.replace(
@@ -101,6 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
         (784, config.hidden),
         k_sparse_config(config),
         key=pretrain_key,
+        checkpoint_dir=experiment.checkpoint_subdir(config.checkpoint_dir, "pretrain"),
         progress=progress,
     )
     model, params = jaxae.stack_encoders(layers, n_classes=10)
@@ -110,7 +124,20 @@ def main(argv: list[str] | None = None) -> dict:
         steps = epochs * (len(data.x_train) // config.batch_size)
         return optax.adam(optax.cosine_decay_schedule(lr, steps))
 
-    logistic, _ = jaxae.finetune_classifier(
+    # The eval split's error after each epoch (fit's eval_fn, kept in the history). For the
+    # logistic regression, the frozen encoder's eval features are computed once: an epoch's
+    # evaluation then costs a pass of the top layer only, as its training does.
+    eval_features = chunked_map(model.features, data.x_eval, args=(params,))
+    top = jaxae.StackedClassifier(model.sizes[-2:], (), (), ())
+
+    def classifier_error(p):
+        top_params = {"layers": [], "classifier": p["classifier"]}
+        return {"error": jaxae.classification_error(top, top_params, eval_features, data.y_eval)}
+
+    def finetune_error(p):
+        return {"error": jaxae.classification_error(model, p, data.x_eval, data.y_eval)}
+
+    logistic, logistic_history = jaxae.finetune_classifier(
         model,
         params,
         data.x_train,
@@ -120,18 +147,25 @@ def main(argv: list[str] | None = None) -> dict:
         batch_size=config.batch_size,
         optimizer=cosine_adam(config.classifier_lr, config.classifier_epochs),
         train_encoders=False,
+        eval_fn=classifier_error,
+        checkpoint_dir=experiment.checkpoint_subdir(config.checkpoint_dir, "classifier"),
         progress=progress,
     )
+    logistic_label = label + " + logistic regression"
     run.record(
-        label + " + logistic regression",
+        logistic_label,
         "classification error (%)",
         100 * jaxae.classification_error(model, logistic, data.x_eval, data.y_eval),
         split=data.name,
         paper_value=1.35,
         paper_source=PAPER,
     )
+    curves = {logistic_label: [100 * row["error"] for row in logistic_history]}
+    experiment.record_best_epoch(
+        run, logistic_label, curves[logistic_label], split=data.name, stage="classifier"
+    )
     if config.finetune:
-        tuned, _ = jaxae.finetune_classifier(
+        tuned, tuned_history = jaxae.finetune_classifier(
             model,
             logistic,
             data.x_train,
@@ -140,16 +174,28 @@ def main(argv: list[str] | None = None) -> dict:
             epochs=config.finetune_epochs,
             batch_size=config.batch_size,
             optimizer=cosine_adam(config.finetune_lr, config.finetune_epochs),
+            eval_fn=finetune_error,
+            checkpoint_dir=experiment.checkpoint_subdir(config.checkpoint_dir, "finetune"),
             progress=progress,
         )
+        tuned_label = label + ", fine-tuned"
         run.record(
-            label + ", fine-tuned",
+            tuned_label,
             "classification error (%)",
             100 * jaxae.classification_error(model, tuned, data.x_eval, data.y_eval),
             split=data.name,
             paper_value=None,  # the paper's fine-tuned number could not be checked here
             paper_source="Makhzani & Frey 2014 report a fine-tuned result; value not re-checked",
         )
+        curves[tuned_label] = [100 * row["error"] for row in tuned_history]
+        experiment.record_best_epoch(run, tuned_label, curves[tuned_label], split=data.name)
+    figure = experiment.error_curves_figure(
+        curves,
+        split=data.name,
+        paper_values={logistic_label: 1.35},
+        xlabel="epoch (logistic regression: of the classifier; fine-tuned: of fine-tuning)",
+    )
+    run.save_figure(figure, "finetune_curves.png")
 
     features = chunked_map(model.features, data.x_eval[:1000], args=(params,))
     run.record(

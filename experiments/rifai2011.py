@@ -5,15 +5,24 @@ denoising autoencoder with Gaussian noise (DAE-g) and a contractive autoencoder 
 squared Frobenius norm of the encoder Jacobian), then a softmax on top and supervised
 fine-tuning of the whole network. Metric: test classification error (%).
 
-Also draws the classic filter comparison — first-layer filters of plain, denoising, sparse
-(KL), k-sparse and contractive autoencoders trained the same way — and Gaussian-corrupted
-digits beside their DAE reconstructions.
+Also draws the classic filter comparison, first-layer filters of plain, denoising, sparse
+(KL), k-sparse and contractive autoencoders trained the same way; Gaussian-corrupted digits
+beside their DAE reconstructions; and the error on the eval split after each fine-tuning epoch
+(``finetune_curves.png``; with ``--validation`` the best epoch is a row too).
 
     python experiments/rifai2011.py                  # full run: train on 60k, report test
     python experiments/rifai2011.py --validation     # model selection: 50k train, 10k held out
     python experiments/rifai2011.py --quick          # CI smoke run (subset, few epochs)
     python experiments/rifai2011.py --set cae_weight=0.3 --set models=cae
     python experiments/rifai2011.py --set models= --out DIR   # the filter comparison alone
+    python experiments/rifai2011.py --set checkpoint_dir=experiments/runs/rifai2011/ckpt
+    python experiments/rifai2011.py --validation \\
+        --set checkpoint_dir=experiments/runs/rifai2011_validation/ckpt
+
+With ``checkpoint_dir`` each model's pretraining (``<checkpoint_dir>/<model>/pretrain/layer_0``,
+the filter comparison's kinds too) and fine-tuning (``<checkpoint_dir>/<model>/finetune``) save
+after every epoch, and a rerun of the same command resumes them. One ``checkpoint_dir`` per
+command.
 """
 
 from __future__ import annotations
@@ -60,6 +69,9 @@ class Config:
     k: int = 25
     train_examples: int | None = None  # None: all
     eval_examples: int | None = None
+    # Each model's fits save here (<checkpoint_dir>/<model>/pretrain/layer_0, /finetune) and a
+    # rerun of the same command resumes them. One checkpoint_dir per command.
+    checkpoint_dir: str | None = None
 
 
 QUICK = dataclasses.replace(
@@ -121,9 +133,10 @@ def main(argv: list[str] | None = None) -> dict:
     key = jax.random.key(args.seed)
     filters = {}
     first_layers = {}
+    curves = {}
     for model in models:
         key, model_key = jax.random.split(key)
-        (layer,) = experiment.pretrain_and_finetune(
+        (layer,), curves[LABELS[model]] = experiment.pretrain_and_finetune(
             run,
             LABELS[model],
             data,
@@ -136,8 +149,13 @@ def main(argv: list[str] | None = None) -> dict:
             progress=progress,
             paper_value=PAPER_ERRORS[model],
             paper_source=PAPER,
+            checkpoint_dir=experiment.checkpoint_subdir(config.checkpoint_dir, model),
         )
         first_layers[model] = layer
+    if curves:
+        papers = {LABELS[m]: PAPER_ERRORS[m] for m in models}
+        figure = experiment.error_curves_figure(curves, split=data.name, paper_values=papers)
+        run.save_figure(figure, "finetune_curves.png")
     titles = {
         "ae": "plain",
         "dae-g": "denoising (Gaussian)",
@@ -152,7 +170,15 @@ def main(argv: list[str] | None = None) -> dict:
         elif config.filters_comparison:
             key, layer_key = jax.random.split(key)
             layer = jaxae.pretrain_layer(
-                data.x_train, config.hidden, recipes[model], key=layer_key, progress=progress
+                data.x_train,
+                config.hidden,
+                recipes[model],
+                key=layer_key,
+                # The folder pretrain_stack would give this layer.
+                checkpoint_dir=experiment.checkpoint_subdir(
+                    config.checkpoint_dir, model, "pretrain", "layer_0"
+                ),
+                progress=progress,
             )
             filters[title] = layer.encoder["w"]
     if filters:

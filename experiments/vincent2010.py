@@ -3,13 +3,21 @@ Table 3 on MNIST: three hidden layers pretrained greedily — as denoising autoe
 masking noise (SDAE-3), plain autoencoders (SAE-3) or RBMs (DBN-3) — then a softmax on top and
 supervised fine-tuning of the whole network. Metric: test classification error (%).
 
-Also draws the first layer's filters of the SAE and the SDAE side by side, and masked digits
-beside the SDAE's first-layer reconstructions.
+Also draws the first layer's filters of the SAE and the SDAE side by side, masked digits
+beside the SDAE's first-layer reconstructions, and the error on the eval split after each
+fine-tuning epoch (``finetune_curves.png``; with ``--validation`` the best epoch is a row too).
 
     python experiments/vincent2010.py                # full run: train on 60k, report test
     python experiments/vincent2010.py --validation   # model selection: 50k train, 10k held out
     python experiments/vincent2010.py --quick        # CI smoke run (subset, few epochs)
     python experiments/vincent2010.py --set masking_rate=0.1 --set models=sdae
+    python experiments/vincent2010.py --set checkpoint_dir=experiments/runs/vincent2010/ckpt
+    python experiments/vincent2010.py --validation \\
+        --set checkpoint_dir=experiments/runs/vincent2010_validation/ckpt
+
+With ``checkpoint_dir`` each model's pretraining (``<checkpoint_dir>/<model>/pretrain/layer_<i>``)
+and fine-tuning (``<checkpoint_dir>/<model>/finetune``) save after every epoch, and a rerun of
+the same command resumes them. One ``checkpoint_dir`` per command.
 """
 
 from __future__ import annotations
@@ -48,6 +56,9 @@ class Config:
     finetune_lr: float = 1e-3
     train_examples: int | None = None
     eval_examples: int | None = None
+    # Each model's fits save here (<checkpoint_dir>/<model>/pretrain/layer_<i>, /finetune) and a
+    # rerun of the same command resumes them. One checkpoint_dir per command.
+    checkpoint_dir: str | None = None
 
 
 QUICK = dataclasses.replace(
@@ -94,10 +105,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--set models=...: unknown {unknown}; expected some of {list(LABELS)}")
 
     key = jax.random.key(args.seed)
-    stacks = {}
+    stacks, curves = {}, {}
     for model in models:
         key, model_key = jax.random.split(key)
-        stacks[model] = experiment.pretrain_and_finetune(
+        stacks[model], curves[LABELS[model]] = experiment.pretrain_and_finetune(
             run,
             LABELS[model],
             data,
@@ -110,7 +121,12 @@ def main(argv: list[str] | None = None) -> dict:
             progress=progress,
             paper_value=PAPER_ERRORS[model],
             paper_source=PAPER,
+            checkpoint_dir=experiment.checkpoint_subdir(config.checkpoint_dir, model),
         )
+    if curves:
+        papers = {LABELS[m]: PAPER_ERRORS[m] for m in models}
+        figure = experiment.error_curves_figure(curves, split=data.name, paper_values=papers)
+        run.save_figure(figure, "finetune_curves.png")
     filters = {LABELS[m]: stacks[m][0].encoder["w"] for m in ("sae", "sdae", "dbn") if m in stacks}
     if filters:
         run.save_figure(experiment.filters_figure(filters), "filters.png")

@@ -34,8 +34,8 @@ import pathlib
 import time
 import types
 import typing
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,10 +43,12 @@ from jaxae import results
 from jaxae.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
+    "FinetuneResult",
     "MnistSplits",
     "Run",
     "apply_overrides",
     "checkpoint_subdir",
+    "error_curves_figure",
     "filters_figure",
     "image_rows_figure",
     "load_mnist_splits",
@@ -54,6 +56,7 @@ __all__ = [
     "parse_args",
     "pretrain_and_finetune",
     "pyplot",
+    "record_best_epoch",
     "tile_images",
 ]
 
@@ -489,6 +492,13 @@ def filters_figure(panels: dict[str, np.ndarray], n: int = 100):
 # --------------------------------------------------------------------------- shared pipelines
 
 
+class FinetuneResult(NamedTuple):
+    """What :func:`pretrain_and_finetune` returns."""
+
+    layers: list  # the pretrained layers (jaxae.recipes.PretrainedLayer), bottom first
+    curve: list[float]  # classification error (%) on the eval split after each fine-tuning epoch
+
+
 def pretrain_and_finetune(
     run: Run,
     label: str,
@@ -503,12 +513,27 @@ def pretrain_and_finetune(
     progress: bool,
     paper_value: float | None,
     paper_source: str,
-) -> list:
+    checkpoint_dir: str | os.PathLike | None = None,
+) -> FinetuneResult:
     """Greedy layer-wise pretraining, a softmax on top, supervised fine-tuning (Adam, cosine-
-    decayed rate); records the classification error in % and returns the pretrained layers.
+    decayed rate); records the classification error in % on ``data``'s eval split and, on the
+    validation split, the fine-tuning epoch where it was lowest (:func:`record_best_epoch`).
 
-    The pipeline of the regularized-autoencoder reproductions (rifai2011, vincent2010,
-    makhzani2013), wired to their MNIST splits and result rows.
+    The pipeline of the regularized-autoencoder reproductions (rifai2011, vincent2010), wired to
+    their MNIST splits and result rows. After each fine-tuning epoch the eval split's error is
+    computed (``fit``'s ``eval_fn``: a forward pass over the eval images, small beside an
+    epoch's forward and backward passes over the training set) and kept in the fit history as
+    ``"error"`` (a fraction).
+
+    Args:
+      checkpoint_dir: one model's folder, e.g. ``checkpoint_subdir(config.checkpoint_dir,
+        model)``: pretraining saves to ``<checkpoint_dir>/pretrain/layer_<i>``, fine-tuning to
+        ``<checkpoint_dir>/finetune``, and a rerun of the same command resumes (same key, same
+        data: the same result). None: nothing saved.
+
+    Returns:
+      :class:`FinetuneResult`: the pretrained layers and the fine-tuning curve in %, whose last
+      value is the recorded error.
     """
     import jax
     import optax
@@ -516,10 +541,21 @@ def pretrain_and_finetune(
     import jaxae
 
     pretrain_key, finetune_key = jax.random.split(key)
-    layers = jaxae.pretrain_stack(data.x_train, sizes, configs, key=pretrain_key, progress=progress)
+    layers = jaxae.pretrain_stack(
+        data.x_train,
+        sizes,
+        configs,
+        key=pretrain_key,
+        checkpoint_dir=checkpoint_subdir(checkpoint_dir, "pretrain"),
+        progress=progress,
+    )
     model, params = jaxae.stack_encoders(layers, n_classes=10)
     steps = finetune_epochs * (len(data.x_train) // finetune_batch_size)
-    tuned, _ = jaxae.finetune_classifier(
+
+    def eval_fn(p):
+        return {"error": jaxae.classification_error(model, p, data.x_eval, data.y_eval)}
+
+    tuned, history = jaxae.finetune_classifier(
         model,
         params,
         data.x_train,
@@ -528,6 +564,8 @@ def pretrain_and_finetune(
         epochs=finetune_epochs,
         batch_size=finetune_batch_size,
         optimizer=optax.adam(optax.cosine_decay_schedule(finetune_lr, steps)),
+        eval_fn=eval_fn,
+        checkpoint_dir=checkpoint_subdir(checkpoint_dir, "finetune"),
         progress=progress,
     )
     error = jaxae.classification_error(model, tuned, data.x_eval, data.y_eval)
@@ -539,4 +577,68 @@ def pretrain_and_finetune(
         paper_value=paper_value,
         paper_source=paper_source,
     )
-    return layers
+    curve = [100 * row["error"] for row in history]
+    record_best_epoch(run, label, curve, split=data.name)
+    return FinetuneResult(layers, curve)
+
+
+def record_best_epoch(
+    run: Run, label: str, curve: Sequence[float], *, split: str, stage: str = "fine-tuning"
+) -> int | None:
+    """Records the epoch (from 1) of the lowest value of an error curve, on the validation split
+    only: there it may choose a budget. On the test split nothing is recorded, and None returned
+    — the best test epoch must not select anything (that would tune on test).
+
+    Args:
+      run: the run that gets the row ``(label, "best <stage> epoch (lowest error)", split)``.
+      label: the model's row label.
+      curve: the eval split's error after each epoch (at least one value).
+      split: the eval split's name, "validation" or "test".
+      stage: the training stage the epochs count ("fine-tuning", "classifier").
+
+    Returns:
+      The best epoch (the first, on ties), or None on any split but "validation".
+    """
+    if not len(curve):
+        raise ValueError(f"curve: expected one value per epoch, got none for {label!r}")
+    if split != "validation":
+        # On the test split the best epoch must not be used for selection (a budget chosen
+        # there would be tuned on test): it is not recorded at all.
+        return None
+    best = 1 + int(np.argmin(np.asarray(curve, np.float64)))
+    run.record(label, f"best {stage} epoch (lowest error)", best, split=split)
+    return best
+
+
+def error_curves_figure(
+    curves: Mapping[str, Sequence[float]],
+    *,
+    split: str,
+    paper_values: Mapping[str, float | None] | None = None,
+    xlabel: str = "fine-tuning epoch",
+    ylabel: str = "classification error (%)",
+):
+    """Error per epoch, one line per model, each with its paper's number as a dashed line of
+    the same colour.
+
+    Args:
+      curves: model label -> its error after each epoch (epoch 1 first).
+      split: the split the errors are measured on ("validation" or "test"), named on the axis.
+      paper_values: model label -> the paper's number (None or missing: no line).
+      xlabel, ylabel: the axes' labels (the split is added to ``ylabel``).
+    """
+    plt = pyplot()
+    paper_values = paper_values or {}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (label, values) in enumerate(curves.items()):
+        color = f"C{i}"
+        ax.plot(range(1, len(values) + 1), values, "o-", color=color, markersize=3, label=label)
+        paper = paper_values.get(label)
+        if paper is not None:
+            ax.axhline(paper, color=color, linestyle="--", linewidth=1, label=f"{label}, paper")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs: whole numbers
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{ylabel}, {split} split")
+    ax.set_title(f"{ylabel} on the {split} split (dashed: the paper's test numbers)", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig

@@ -125,3 +125,39 @@ def test_checkpoint_subdir_joins_names_and_is_none_without_a_checkpoint_dir(tmp_
     for names in [(), ("",), ("vae", None)]:
         with pytest.raises(ValueError, match="names: expected one or more non-empty strings"):
             experiment.checkpoint_subdir(tmp_path, *names)
+
+
+def _run_for(tmp_path):
+    args, config = experiment.parse(
+        str(tmp_path / "paper.py"), "Paper.", ["--quick", "--out", str(tmp_path / "out")],
+        config=_Config(), quick=QUICK,
+    )  # fmt: skip
+    return experiment.Run("paper", args, config)
+
+
+def test_record_best_epoch_records_the_first_lowest_epoch_on_validation_only(tmp_path):
+    run = _run_for(tmp_path)
+    assert experiment.record_best_epoch(run, "m", [5.0, 3.0, 3.0, 4.0], split="validation") == 2
+    assert run.metrics == {"m/best fine-tuning epoch (lowest error)/validation": 2.0}
+    assert experiment.record_best_epoch(run, "m", [5.0, 3.0], split="test") is None
+    assert experiment.record_best_epoch(run, "c", [1.0], split="validation", stage="classifier")
+    assert list(run.metrics) == [
+        "m/best fine-tuning epoch (lowest error)/validation",
+        "c/best classifier epoch (lowest error)/validation",
+    ]  # nothing from the test split
+    with pytest.raises(ValueError, match="curve: expected one value per epoch, got none"):
+        experiment.record_best_epoch(run, "m", [], split="validation")
+
+
+def test_error_curves_figure_draws_a_line_per_model_and_dashed_paper_numbers():
+    curves = {"SAE": [3.0, 2.0, 1.5], "DBN": [4.0, 2.5, 2.0]}
+    fig = experiment.error_curves_figure(curves, split="validation", paper_values={"DBN": 1.24})
+    (ax,) = fig.axes
+    solid = [line for line in ax.lines if line.get_linestyle() == "-"]
+    (dashed,) = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert [list(line.get_xdata()) for line in solid] == [[1, 2, 3], [1, 2, 3]]
+    assert [list(line.get_ydata()) for line in solid] == list(curves.values())
+    assert list(dashed.get_ydata()) == [1.24, 1.24]
+    assert dashed.get_color() == solid[1].get_color()  # the DBN's colour
+    assert "validation" in ax.get_ylabel() and ax.get_xlabel() == "fine-tuning epoch"
+    experiment.pyplot().close(fig)
