@@ -625,7 +625,8 @@ def error_curves_figure(
       curves: model label -> its error after each epoch (epoch 1 first).
       split: the split the errors are measured on ("validation" or "test"), named on the axis.
       paper_values: model label -> the paper's number (None or missing: no line).
-      xlabel, ylabel: the axes' labels (the split is added to ``ylabel``).
+      xlabel: the x axis's label.
+      ylabel: the y axis's label (the split is added to it).
     """
     plt = pyplot()
     paper_values = paper_values or {}
