@@ -2,8 +2,8 @@
 
 A 784-1000-500-250-30 autoencoder on MNIST: RBMs pretrained greedily by CD-1, unrolled, then
 fine-tuned on the reconstruction cross-entropy. Reported beside the same architecture trained
-from a random initialisation with the same fine-tuning budget, and PCA-30. Metric: squared
-error summed over the 784 pixels, averaged over the 10,000 test images.
+from a random initialisation with the same fine-tuning budget, PCA-30 and logistic PCA-30.
+Metric: squared error summed over the 784 pixels, averaged over the 10,000 test images.
 
     python experiments/hinton2006.py                 # full run: train on 60k, report test
     python experiments/hinton2006.py --validation    # model selection: 50k train, 10k held out
@@ -13,6 +13,15 @@ error summed over the 784 pixels, averaged over the 10,000 test images.
 
 With ``checkpoint_dir`` every fit saves after each epoch and a rerun of the same command
 resumes; the training wall-time row sums the epochs' times, restored ones included.
+
+Recorded full run (2026-12-04, 2 idle AMD EPYC cores, seed 0, ``--set
+checkpoint_dir=experiments/runs/hinton2006/ckpt``): test squared error 2.39 (paper 3.00), the
+deep autoencoder trained in 487 s (pretraining 135 s, 60 epochs of fine-tuning 352 s); the
+whole script, with logistic PCA, the random-initialisation baseline (8.63) and the 2-D codes,
+took 1053 s. Logistic PCA-30: 2.90 against the paper's 8.01. The paper does not say how its
+logistic PCA coded the test images; ours fits each test image's 30 coordinates by Newton's
+method (an optimisation per image, not a feed-forward encoder), which likely explains most of
+the gap: it is a stronger baseline than the paper's, not a better reproduction of it.
 """
 
 from __future__ import annotations
@@ -42,17 +51,29 @@ PAPER = (
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Defaults: the paper's architecture and RBM recipe; fine-tuning chosen on validation."""
+    """Defaults: the paper's architecture and RBM recipe; fine-tuning chosen on validation.
+
+    The fine-tuned network overfits: after 30 epochs (50k training images, lr 3e-3, batch 256)
+    its error is 1.93 on training images against 2.83 on the 10k held out. AdamW's decoupled
+    weight decay narrows the gap. Validation error after 30 epochs (2026-12-04, one pretrained
+    stack, seed 0): lr 1e-3 / batch 128 2.90; lr 3e-3 / 128 2.82; 3e-3 / 256 2.83; 6e-3 / 512
+    2.92; 1e-2 / 256 with 1 epoch of warmup 3.07; the squared error as the fine-tuning loss
+    2.87; 10 % input masking 3.48; weight decay 0.025 / 0.05 / 0.1 / 0.4: 2.71 / 2.68 / 2.78 /
+    5.25. At the full 60 epochs, see ``finetune_weight_decay``.
+    """
 
     sizes: tuple[int, ...] = (784, 1000, 500, 250, 30)
     pretrain_epochs: int = 20
     pretrain_batch_size: int = 100
     finetune_epochs: int = 60
-    finetune_batch_size: int = 128
-    finetune_lr: float = 1e-3
+    finetune_batch_size: int = 256
+    finetune_lr: float = 3e-3
     finetune_warmup_epochs: int = 0
-    finetune_weight_decay: float = 0.0
+    finetune_weight_decay: float = 0.05  # AdamW; after 60 epochs: 0.03 -> 2.56, 0.05 -> 2.53
     random_init_baseline: bool = True
+    logistic_pca: bool = True
+    logistic_pca_iterations: int = 15
+    logistic_pca_l2: float = 0.01
     codes_2d: bool = True  # the paper's Fig. 3: a 784-1000-500-250-2 autoencoder
     codes_2d_finetune_epochs: int = 20
     train_examples: int | None = None  # None: all
@@ -98,6 +119,18 @@ def finetune(
     )
 
 
+def logistic_pca_error(x_train, x_eval, config: Config) -> float:
+    """Logistic PCA-30's squared error per eval image: fitted on ``x_train``, each eval image's
+    30 coordinates then fitted by Newton's method with the components fixed (there is no encoder:
+    this per-image optimisation is stronger than one feed-forward pass, see the module docstring).
+    """
+    model, _ = jaxae.fit_logistic_pca(
+        x_train, 30, iterations=config.logistic_pca_iterations, l2=config.logistic_pca_l2
+    )
+    codes = jaxae.logistic_pca_encode(model, x_eval, l2=config.logistic_pca_l2)
+    return float(jaxae.squared_error(jaxae.logistic_pca_decode(model, codes), x_eval).mean())
+
+
 def epoch_seconds(histories) -> float:
     """Training time summed over the epochs of ``fit`` histories: a resumed run counts the epochs
     it restored too (the time of this process alone would understate the run)."""
@@ -126,6 +159,15 @@ def main(argv: list[str] | None = None) -> dict:
         paper_value=13.87,
         paper_source=PAPER,
     )
+    if config.logistic_pca:
+        run.record(
+            "logistic pca-30",
+            "squared error per image",
+            logistic_pca_error(x_train, x_eval, config),
+            split=split,
+            paper_value=8.01,
+            paper_source=PAPER,
+        )
 
     key, pretrain_key, finetune_key, random_key, key_2d = jax.random.split(key, 5)
     random_init_key, random_finetune_key = jax.random.split(random_key)

@@ -1,7 +1,7 @@
 """Hinton & Salakhutdinov (2006) deep-autoencoder fine-tuning, data-parallel over devices.
 
 The RBM stack is pretrained as in ``experiments/hinton2006.py`` (one device), unrolled, then
-fine-tuned by ``jaxae.fit(..., mesh=parallel.data_mesh(n))``: each global batch of 128 split over
+fine-tuned by ``jaxae.fit(..., mesh=parallel.data_mesh(n))``: each global batch of 256 split over
 ``n`` devices, gradients averaged by ``lax.pmean``. The fine-tuning loss is deterministic, so the
 ``n``-device run computes the 1-device run's numbers up to float rounding; ``--compare`` runs
 both and reports the two test errors and their relative difference.
@@ -71,10 +71,10 @@ class Config:
     pretrain_epochs: int = 20
     pretrain_batch_size: int = 100
     finetune_epochs: int = 60
-    finetune_batch_size: int = 128
-    finetune_lr: float = 1e-3
+    finetune_batch_size: int = 256
+    finetune_lr: float = 3e-3
     finetune_warmup_epochs: int = 0
-    finetune_weight_decay: float = 0.0
+    finetune_weight_decay: float = 0.05
     train_examples: int | None = None  # None: all
     test_examples: int | None = None
 

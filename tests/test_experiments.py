@@ -40,11 +40,14 @@ def test_hinton2006_quick_pretrained_autoencoder_beats_pca(tmp_path):
     pca = metrics["pca-30/squared error per image/test"]
     assert deep < pca, f"deep AE {deep:.2f} should beat PCA-30 {pca:.2f} even in quick mode"
     assert "deep AE, random init (same fine-tuning)/squared error per image/test" in metrics
+    logistic = metrics["logistic pca-30/squared error per image/test"]
+    assert logistic < pca, f"logistic PCA-30 {logistic:.2f} should beat PCA-30 {pca:.2f}"
     for name in ("reconstructions.png", "codes_2d.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = results.read_results(results_dir / "hinton2006.json")
     paper = {row["model"]: row["paper_value"] for row in rows if row["paper_value"] is not None}
     assert paper["deep AE, pretrained + fine-tuned"] == 3.00 and paper["pca-30"] == 13.87
+    assert paper["logistic pca-30"] == 8.01
 
 
 @pytest.mark.slow
