@@ -54,8 +54,8 @@ is matched to the model and optimizer, not to the data).
     python experiments/cbir.py --set sweep=4,8,16,32,64
     python experiments/cbir.py --set fit_examples=12800 --set epochs=5 --set sweep=4,16,64 \\
         --set sweep_epochs=1 --set checkpoint_dir=experiments/runs/cbir_mnist_reduced  # ~50 min
-    python experiments/cbir.py --set dataset=fashion_mnist --set fit_examples=12800 \
-        --set epochs=5 --set sweep=4,16,64 --set sweep_epochs=1 \
+    python experiments/cbir.py --set dataset=fashion_mnist --set fit_examples=12800 \\
+        --set epochs=5 --set sweep=4,16,64 --set sweep_epochs=1 \\
         --set checkpoint_dir=experiments/runs/cbir_fmnist_reduced/ckpt     # ~23 min
     python experiments/cbir.py --set checkpoint_dir=experiments/runs/cbir_mnist  # resumable
 """

@@ -21,6 +21,11 @@ pieces (rerun the same command to resume; each piece saves every ``checkpoint_ev
         --set epochs=3280 --set schedule=paper
         --set checkpoint_dir=experiments/runs/vae_paper/ckpt              # (one command)
 
+The pieces must run on one machine: ``experiments/runs/`` is not committed, so a checkpoint
+does not outlive the machine. On this project's 2-core machines a session ends after 3 hours,
+before the run (about 3.1 h of training and 25 min of k = 5000 scoring) can finish: the paper
+budget is an accelerator job there (the same command; not yet timed on a GPU).
+
 The shorter budgets use the same Adam, with the learning rate decayed exponentially from 1e-3 to
 1e-4 over the run (the paper's start and end rates). ``max_train_minutes`` caps each model's
 training by wall time (it stops at an epoch boundary; the row names give the epochs run). An
