@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
         run, logistic_label, curves[logistic_label], split=data.name, stage="classifier"
     )
     if config.finetune:
-        tuned, tuned_history = jaxae.finetune_classifier(
+        _, tuned_history = jaxae.finetune_classifier(
             model,
             logistic,
             data.x_train,
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
         run.record(
             tuned_label,
             "classification error (%)",
-            100 * jaxae.classification_error(model, tuned, data.x_eval, data.y_eval),
+            100 * tuned_history[-1]["error"],  # finetune_error after the last epoch
             split=data.name,
             paper_value=None,  # the paper's fine-tuned number could not be checked here
             paper_source="Makhzani & Frey 2014 report a fine-tuned result; value not re-checked",
