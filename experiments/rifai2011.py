@@ -57,6 +57,11 @@ class Config:
     models: tuple[str, ...] = ("ae", "dae-g", "cae")  # which rows to run: --set models=ae,cae
     pretrain_epochs: int = 30
     pretrain_lr: float = 1e-3
+    # "adam" or "sgd" (heavy-ball `momentum`), pretraining at a constant rate and fine-tuning
+    # on a cosine-decayed one; the paper used SGD.
+    pretrain_optimizer: str = "adam"
+    finetune_optimizer: str = "adam"
+    momentum: float = 0.9
     batch_size: int = 100
     cae_weight: float = 1.5  # λ of the contractive penalty (chosen on validation)
     dae_stddev: float = 0.3  # σ of the DAE's Gaussian noise (pixels in [0, 1])
@@ -88,11 +93,16 @@ QUICK = dataclasses.replace(
 
 def layer_configs(config: Config) -> dict[str, AutoencoderConfig]:
     """One layer recipe per model: the kinds differ only in the regularizer switched on."""
-    common = dict(
-        epochs=config.pretrain_epochs,
-        batch_size=config.batch_size,
-        optimizer=optax.adam(config.pretrain_lr),
-    )
+    if config.pretrain_optimizer == "adam":
+        optimizer = optax.adam(config.pretrain_lr)
+    elif config.pretrain_optimizer == "sgd":
+        optimizer = optax.sgd(config.pretrain_lr, momentum=config.momentum or None)
+    else:
+        raise SystemExit(
+            f"--set pretrain_optimizer=...: expected one of {experiment.OPTIMIZERS}, "
+            f"got {config.pretrain_optimizer!r}"
+        )
+    common = dict(epochs=config.pretrain_epochs, batch_size=config.batch_size, optimizer=optimizer)
     return {
         "ae": AutoencoderConfig(weight_decay=config.ae_weight_decay, **common),
         "dae-g": AutoencoderConfig(
@@ -146,6 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
             finetune_epochs=config.finetune_epochs,
             finetune_lr=config.finetune_lr,
             finetune_batch_size=config.batch_size,
+            finetune_optimizer=config.finetune_optimizer,
+            finetune_momentum=config.momentum,
             progress=progress,
             paper_value=PAPER_ERRORS[model],
             paper_source=PAPER,

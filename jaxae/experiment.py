@@ -44,10 +44,12 @@ from jaxae.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "FinetuneResult",
+    "OPTIMIZERS",
     "MnistSplits",
     "Run",
     "apply_overrides",
     "checkpoint_subdir",
+    "cosine_optimizer",
     "error_curves_figure",
     "filters_figure",
     "image_rows_figure",
@@ -514,10 +516,13 @@ def pretrain_and_finetune(
     paper_value: float | None,
     paper_source: str,
     checkpoint_dir: str | os.PathLike | None = None,
+    finetune_optimizer: str = "adam",
+    finetune_momentum: float = 0.9,
 ) -> FinetuneResult:
-    """Greedy layer-wise pretraining, a softmax on top, supervised fine-tuning (Adam, cosine-
-    decayed rate); records the classification error in % on ``data``'s eval split and, on the
-    validation split, the fine-tuning epoch where it was lowest (:func:`record_best_epoch`).
+    """Greedy layer-wise pretraining, a softmax on top, supervised fine-tuning (Adam or SGD,
+    cosine-decayed rate: :func:`cosine_optimizer`); records the classification error in % on
+    ``data``'s eval split and, on the validation split, the fine-tuning epoch where it was
+    lowest (:func:`record_best_epoch`).
 
     The pipeline of the regularized-autoencoder reproductions (rifai2011, vincent2010), wired to
     their MNIST splits and result rows. After each fine-tuning epoch the eval split's error is
@@ -530,13 +535,14 @@ def pretrain_and_finetune(
         model)``: pretraining saves to ``<checkpoint_dir>/pretrain/layer_<i>``, fine-tuning to
         ``<checkpoint_dir>/finetune``, and a rerun of the same command resumes (same key, same
         data: the same result). None: nothing saved.
+      finetune_optimizer: ``"adam"`` or ``"sgd"`` (heavy-ball momentum ``finetune_momentum``),
+        either with its rate cosine-decayed from ``finetune_lr`` to 0 over the fine-tuning.
 
     Returns:
       :class:`FinetuneResult`: the pretrained layers and the fine-tuning curve in %, whose last
       value is the recorded error.
     """
     import jax
-    import optax
 
     import jaxae
 
@@ -563,7 +569,9 @@ def pretrain_and_finetune(
         key=finetune_key,
         epochs=finetune_epochs,
         batch_size=finetune_batch_size,
-        optimizer=optax.adam(optax.cosine_decay_schedule(finetune_lr, steps)),
+        optimizer=cosine_optimizer(
+            finetune_optimizer, finetune_lr, steps, momentum=finetune_momentum
+        ),
         eval_fn=eval_fn,
         checkpoint_dir=checkpoint_subdir(checkpoint_dir, "finetune"),
         progress=progress,
@@ -580,6 +588,24 @@ def pretrain_and_finetune(
     curve = [100 * row["error"] for row in history]
     record_best_epoch(run, label, curve, split=data.name)
     return FinetuneResult(layers, curve)
+
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+def cosine_optimizer(name: str, learning_rate: float, steps: int, *, momentum: float = 0.9) -> Any:
+    """``optax.adam`` or ``optax.sgd`` (heavy-ball ``momentum``; 0 for none) whose rate decays
+    from ``learning_rate`` to 0 over ``steps`` updates (``optax.cosine_decay_schedule``).
+    The reproductions' ``--set ..._optimizer=sgd`` switch: some papers' results depend on SGD.
+    """
+    import optax
+
+    schedule = optax.cosine_decay_schedule(learning_rate, steps)
+    if name == "adam":
+        return optax.adam(schedule)
+    if name == "sgd":
+        return optax.sgd(schedule, momentum=momentum or None)
+    raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {name!r}")
 
 
 def record_best_epoch(

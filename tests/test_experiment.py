@@ -3,6 +3,7 @@ the opening of every main(argv), and the run record."""
 
 import dataclasses
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -161,3 +162,28 @@ def test_error_curves_figure_draws_a_line_per_model_and_dashed_paper_numbers():
     assert dashed.get_color() == solid[1].get_color()  # the DBN's colour
     assert "validation" in ax.get_ylabel() and ax.get_xlabel() == "fine-tuning epoch"
     experiment.pyplot().close(fig)
+
+
+@pytest.mark.parametrize("name", experiment.OPTIMIZERS)
+def test_cosine_optimizer_starts_at_the_rate_and_decays_to_zero(name):
+    import optax
+
+    params = {"w": jnp.zeros(3)}
+    grads = {"w": jnp.array([1.0, -2.0, 0.5])}
+    optimizer = experiment.cosine_optimizer(name, 0.1, steps=4, momentum=0.0)
+    state = optimizer.init(params)
+    sizes = []
+    for _ in range(5):
+        updates, state = optimizer.update(grads, state, params)
+        sizes.append(float(jnp.abs(updates["w"]).max()))
+    if name == "sgd":  # plain SGD: the update is -rate * gradient
+        first, _ = optax.sgd(0.1).update(grads, optax.sgd(0.1).init(params), params)
+        np.testing.assert_allclose(sizes[0], float(jnp.abs(first["w"]).max()), rtol=1e-6)
+    else:  # Adam's first step moves each weight by the rate
+        np.testing.assert_allclose(sizes[0], 0.1, rtol=1e-4)
+    assert sizes[1] < sizes[0] and sizes[4] == 0.0  # cosine decay to 0 after `steps`
+
+
+def test_cosine_optimizer_rejects_an_unknown_name():
+    with pytest.raises(ValueError, match=r"expected one of \('adam', 'sgd'\), got 'rmsprop'"):
+        experiment.cosine_optimizer("rmsprop", 0.1, steps=10)

@@ -162,3 +162,18 @@ def test_finetune_curves_and_a_rerun_that_restores_from_checkpoint_dir(name, tmp
     assert _files(ckpt) == saved, "the rerun trained again instead of restoring"
     assert second == first
     assert drawn[1][0] == curves
+
+
+@pytest.mark.slow
+def test_rifai2011_trains_with_sgd_as_the_paper_did(tmp_path):
+    settings = [*_TINY, "hidden=64", "models=cae", "filters_comparison=false"]
+    settings += ["pretrain_optimizer=sgd", "pretrain_lr=0.1", "finetune_optimizer=sgd"]
+    settings += ["finetune_lr=0.1", "pretrain_epochs=2", "finetune_epochs=5"]
+    argv = [arg for setting in settings for arg in ("--set", setting)]
+    metrics, out, _ = _run(rifai2011, tmp_path, *argv)
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert (config["pretrain_optimizer"], config["finetune_optimizer"]) == ("sgd", "sgd")
+    error = metrics["CAE/classification error (%)/test"]
+    assert error < 40, f"{error:.1f} % error after SGD, chance is 90 %"
+    with pytest.raises(SystemExit, match="pretrain_optimizer=...: expected one of"):
+        _run(rifai2011, tmp_path, "--set", "pretrain_optimizer=lbfgs")
