@@ -9,7 +9,8 @@ database size. A short code can shortlist candidates that longer codes or TF-IDF
 (:func:`rerank` for one query's given candidates; :func:`shortlist_rerank` scans short codes and
 reranks by long ones for a batch of queries, jit-compiled). Codes are trained for hashing by
 :func:`noisy_code_loss`. Retrieval is scored with the labels: a retrieved item is relevant when it
-shares the query's label (:func:`evaluate_retrieval`).
+shares the query's label (:func:`evaluate_retrieval`; :func:`shortlist_precision_at_recall` for
+shortlists that stop short of the database).
 
 Bit order: bit ``j`` of a code is bit ``j % 32`` (least significant first) of word ``j // 32``,
 and of the integer address in a :class:`HammingTable`.
@@ -66,6 +67,7 @@ __all__ = [
     "random_hyperplanes",
     "ranked_relevance",
     "rerank",
+    "shortlist_precision_at_recall",
     "shortlist_rerank",
     "squared_euclidean_distance",
     "two_stage_distance",
@@ -300,13 +302,36 @@ def nearest_neighbors(
     return np.concatenate(ids), np.concatenate(dists)
 
 
+# One byte's population count, for Hamming distances on the host.
+_BYTE_POPCOUNT = np.array([bin(byte).count("1") for byte in range(256)], np.uint8)
+
+
+def _host_distances(query: np.ndarray, rows: np.ndarray, *, metric: str) -> np.ndarray:
+    """:func:`pairwise_distance` of one query on the host: ``[m]`` from ``[d]`` and ``[m, d]``.
+
+    A host loop over queries reranks shortlists of a new length ``m`` nearly every time; the
+    jnp functions would compile for each length (about 0.3 s a shape on CPU), NumPy does not.
+    """
+    if metric == "hamming":
+        differing = np.ascontiguousarray(rows ^ query[None, :])
+        return _BYTE_POPCOUNT[differing.view(np.uint8)].sum(axis=1, dtype=np.int32)
+    if metric == "euclidean":
+        diff = rows - query[None, :]
+        return np.einsum("md,md->m", diff, diff)
+    tiny = np.finfo(np.result_type(query.dtype, np.float32)).tiny
+    norms = np.maximum(np.linalg.norm(rows, axis=1), tiny) * max(np.linalg.norm(query), tiny)
+    return 1.0 - (rows @ query) / norms
+
+
 def rerank(
     query: ArrayLike, database: ArrayLike, candidates: ArrayLike, *, metric: str
 ) -> np.ndarray:
     """Orders a shortlist by distance to the query under a (finer) code: hash, then rerank.
 
     E.g. shortlist with :func:`hamming_ball_lookup` on 28-bit codes, then rerank by 256-bit
-    Hamming distance (Krizhevsky & Hinton 2011) or by TF-IDF cosine distance.
+    Hamming distance (Krizhevsky & Hinton 2011) or by TF-IDF cosine distance. Runs on the host
+    (NumPy), so that a loop over queries with shortlists of every length compiles nothing; the
+    distances are :func:`pairwise_distance`'s (cosine and squared Euclidean up to rounding).
 
     Args:
       query: ``[d]`` (uint32 ``[words]`` for ``metric="hamming"``).
@@ -320,7 +345,14 @@ def rerank(
     query, database = np.asarray(query), np.asarray(database)
     candidates = np.asarray(candidates)
     check_array(query, "query", rank=1, finite=False)
+    _check_pair(query[None, :], database, "query", "database")
     check_array(candidates, "candidates", rank=1, nonempty=False)
+    if metric not in _METRICS:
+        raise ValueError(f"metric: expected one of {', '.join(_METRICS)}, got {metric!r}")
+    if metric == "hamming":
+        for name, words in (("query", query), ("database", database)):
+            if words.dtype != np.uint32:
+                raise TypeError(f"{name}: expected uint32 words from pack_bits, got {words.dtype}")
     if candidates.size == 0:
         return candidates.astype(np.int64)
     if not np.issubdtype(candidates.dtype, np.integer):
@@ -330,9 +362,7 @@ def rerank(
             f"candidates: expected indices in [0, {database.shape[0]}), got values in "
             f"[{candidates.min()}, {candidates.max()}]"
         )
-    distances = np.asarray(pairwise_distance(query[None, :], database[candidates], metric=metric))[
-        0
-    ]
+    distances = _host_distances(query, database[candidates], metric=metric)
     return candidates[np.argsort(distances, kind="stable")].astype(np.int64)
 
 
@@ -732,6 +762,74 @@ def precision_at_recall(relevance: ArrayLike, recall_levels: ArrayLike) -> Array
     first = jax.vmap(jnp.searchsorted)(hits, needed.astype(jnp.int32))  # 0-based rank
     precision = needed / (first + 1).astype(jnp.float32)
     return jnp.where(total[:, None] > 0, precision, jnp.nan)
+
+
+def shortlist_precision_at_recall(
+    ranked_ids: Sequence[ArrayLike],
+    query_labels: ArrayLike,
+    database_labels: ArrayLike,
+    recall_levels: ArrayLike,
+) -> np.ndarray:
+    """Precision at each recall level of ranked shortlists, NaN where a shortlist stops short.
+
+    Each query's shortlist (e.g. a :func:`hamming_ball_lookup` reordered by :func:`rerank`) is
+    its whole ranked list: items outside it are never retrieved. As in
+    :func:`precision_at_recall`, a query whose label has ``R`` database items needs
+    ``m = ceil(r * R)`` (at least 1) relevant items for level ``r``, and its precision there is
+    ``m / rank`` of the ``m``-th relevant item; a shortlist holding fewer than ``m`` relevant
+    items does not reach the level. On a full ranking of the database the two functions agree.
+
+    Args:
+      ranked_ids: ``q`` int arrays ``[m_i]`` of distinct database indices, best first (a
+        shortlist may be empty).
+      query_labels: int ``[q]``.
+      database_labels: int ``[n]``.
+      recall_levels: ``[L]`` in (0, 1].
+
+    Returns:
+      float32 ``[q, L]``; NaN where the query's shortlist does not reach the level (and for a
+      query whose label no database item has). The non-NaN entries of a column are the queries
+      that level covers.
+    """
+    query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
+    check_array(query_labels, "query_labels", rank=1, nonempty=False)
+    check_array(database_labels, "database_labels", rank=1)
+    levels = np.asarray(recall_levels, np.float32)
+    check_array(levels, "recall_levels", rank=1, value_range=(1e-12, 1.0))
+    if len(ranked_ids) != len(query_labels):
+        raise ValueError(
+            f"ranked_ids: expected one shortlist per query ({len(query_labels)}), got "
+            f"{len(ranked_ids)}"
+        )
+    lists = [np.asarray(ids) for ids in ranked_ids]
+    for i, ids in enumerate(lists):
+        check_array(ids, f"ranked_ids[{i}]", rank=1, nonempty=False)
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"ranked_ids[{i}]: expected integer indices, got {ids.dtype}")
+    lengths = np.array([ids.size for ids in lists], np.int64)
+    flat = np.concatenate([np.zeros(0, np.int64), *lists]).astype(np.int64)
+    if flat.size and (flat.min() < 0 or flat.max() >= database_labels.shape[0]):
+        raise ValueError(
+            f"ranked_ids: expected indices in [0, {database_labels.shape[0]}), got values in "
+            f"[{flat.min()}, {flat.max()}]"
+        )
+    labels, counts = np.unique(database_labels, return_counts=True)
+    where = np.minimum(np.searchsorted(labels, query_labels), len(labels) - 1)
+    total = np.where(labels[where] == query_labels, counts[where], 0).astype(np.float32)
+    # One cumulative count of relevant items over all shortlists, end to end: query i's
+    # m-th relevant item is where it passes (the count before query i's list) + m.
+    relevant = database_labels[flat] == np.repeat(query_labels, lengths)
+    hits = np.concatenate([[0], np.cumsum(relevant)])
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    before, found = hits[starts], hits[ends] - hits[starts]
+    # As in precision_at_recall: 1e-4 absorbs float32 rounding in r * R.
+    needed = np.maximum(np.ceil(levels[None, :] * total[:, None] - np.float32(1e-4)), 1.0)
+    needed_int = needed.astype(np.int64)
+    position = np.searchsorted(hits, before[:, None] + needed_int, side="left")
+    rank = (position - starts[:, None]).astype(np.float32)  # 1-based, within the shortlist
+    reached = (total[:, None] > 0) & (needed_int <= found[:, None])
+    return np.where(reached, needed / rank, np.nan).astype(np.float32)
 
 
 def precision_at_k(relevance: ArrayLike, ks: Sequence[int]) -> Array:

@@ -130,6 +130,35 @@ def test_rerank_orders_a_shortlist_by_the_finer_code():
         retrieval.rerank(words[0], words, np.array([20]), metric="hamming")
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "hamming"])
+def test_rerank_matches_pairwise_distance_on_the_host_for_every_shortlist_length(metric):
+    rng = np.random.default_rng(3)
+    if metric == "hamming":
+        _, database = _packed(rng, 40, 70)
+    else:
+        database = rng.normal(size=(40, 6)).astype(np.float32)
+    query = database[0] if metric == "hamming" else rng.normal(size=6).astype(np.float32)
+    full = np.asarray(retrieval.pairwise_distance(query[None, :], database, metric=metric))[0]
+    # NumPy only: a host loop over shortlists of every length must not compile (or transfer)
+    # anything per length, which jnp would.
+    with jax.transfer_guard("disallow"):
+        for m in range(1, 40, 3):
+            shortlist = rng.permutation(40)[:m]
+            got = retrieval.rerank(query, database, shortlist, metric=metric)
+            assert got.dtype == np.int64
+            np.testing.assert_allclose(full[got], np.sort(full[shortlist]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="metric: expected one of"):
+        retrieval.rerank(query, database, np.array([1]), metric="manhattan")
+
+
+def test_rerank_refuses_words_that_are_not_uint32():
+    words = np.asarray(retrieval.pack_bits(_codes(2, 5, 40)))
+    with pytest.raises(TypeError, match="database: expected uint32 words"):
+        retrieval.rerank(words[0], words.astype(np.int64), np.array([1, 2]), metric="hamming")
+    with pytest.raises(ValueError, match="query and database: expected the same code length"):
+        retrieval.rerank(words[0, :1], words, np.array([1, 2]), metric="hamming")
+
+
 # --------------------------------------------------------------------------- Hamming-ball lookup
 
 
@@ -213,6 +242,64 @@ def test_precision_at_recall_is_not_fooled_by_float_rounding():
     relevance = np.array([[1, 0] * 10], bool)
     got = retrieval.precision_at_recall(relevance, np.array([0.3, 0.7], np.float32))
     np.testing.assert_allclose(got, [[3 / 5, 7 / 13]], rtol=1e-6)
+
+
+def test_shortlist_precision_at_recall_hand_computed():
+    database_labels = np.array([0, 1, 0, 1, 0, 2, 0, 1])  # R: label 0: 4, 1: 3, 2: 1, 3: 0
+    ranked = [
+        np.array([2, 1, 4, 5]),  # label 0: relevant at ranks 1 and 3, then nothing
+        np.zeros(0, np.int64),  # an empty ball
+        np.array([0, 1, 5]),  # label 2: its only item at rank 3
+        np.array([0]),  # label 3: nothing relevant in the database
+        np.array([7, 3, 1]),  # label 1: every item relevant
+    ]
+    levels = np.array([0.25, 0.5, 0.75, 1.0], np.float32)
+    got = retrieval.shortlist_precision_at_recall(ranked, [0, 1, 2, 3, 1], database_labels, levels)
+    nan = np.nan
+    expected = [
+        [1.0, 2 / 3, nan, nan],  # m = 1, 2, 3, 4: the shortlist holds 2 of the 4
+        [nan] * 4,
+        [1 / 3] * 4,  # m = 1 at every level
+        [nan] * 4,
+        [1.0] * 4,  # m = 1, 2, 3, 3
+    ]
+    assert got.dtype == np.float32 and got.shape == (5, 4)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_shortlist_precision_at_recall_is_precision_at_recall_cut_at_the_shortlist():
+    rng = np.random.default_rng(0)
+    n_queries, n = 30, 50
+    distances = rng.random((n_queries, n))
+    query_labels, database_labels = rng.integers(0, 4, n_queries), rng.integers(0, 4, n)
+    levels = np.array([0.01, 0.1, 0.3, 0.5, 0.7, 1.0], np.float32)
+    order = np.argsort(distances, axis=1, kind="stable")
+    relevance = np.asarray(retrieval.ranked_relevance(distances, query_labels, database_labels))
+    full = np.asarray(retrieval.precision_at_recall(relevance, levels))
+    got = retrieval.shortlist_precision_at_recall(order, query_labels, database_labels, levels)
+    np.testing.assert_allclose(got, full, rtol=1e-6)  # the whole database: the same numbers
+    cut = rng.integers(0, n + 1, n_queries)
+    got = retrieval.shortlist_precision_at_recall(
+        [row[:k] for row, k in zip(order, cut, strict=True)], query_labels, database_labels, levels
+    )
+    total = relevance.sum(axis=1)
+    found = np.array([relevance[i, : cut[i]].sum() for i in range(n_queries)])
+    needed = np.maximum(np.ceil(levels[None, :] * total[:, None] - 1e-4), 1)
+    reached = needed <= found[:, None]
+    assert reached.any() and not reached.all()
+    np.testing.assert_array_equal(np.isnan(got), ~reached)
+    np.testing.assert_allclose(got[reached], full[reached], rtol=1e-6)
+
+
+def test_shortlist_precision_at_recall_bad_inputs():
+    labels = np.array([0, 1, 0])
+    levels = np.array([0.5], np.float32)
+    with pytest.raises(ValueError, match=r"ranked_ids: expected one shortlist per query \(2\)"):
+        retrieval.shortlist_precision_at_recall([np.array([0])], [0, 1], labels, levels)
+    with pytest.raises(ValueError, match=r"ranked_ids: expected indices in \[0, 3\)"):
+        retrieval.shortlist_precision_at_recall([np.array([0, 3])], [0], labels, levels)
+    with pytest.raises(TypeError, match=r"ranked_ids\[0\]: expected integer indices"):
+        retrieval.shortlist_precision_at_recall([np.array([0.0])], [0], labels, levels)
 
 
 def test_precision_at_k_and_average_precision_hand_computed():
