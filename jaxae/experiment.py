@@ -194,16 +194,24 @@ def apply_overrides(config: Any, assignments: Sequence[str]) -> Any:
             config = dataclasses.replace(config, **{name: ()})
             continue
         values = [v.strip() for v in text.split(",")] if _is_sequence(annotation) else [text]
+        # A dataclass of this one field, its annotation resolved: simple_parsing then never
+        # reads the config's other annotations, which it cannot parse as strings (`from
+        # __future__ import annotations`) when one is, say, `tuple[int, ...] | None`.
+        field_type = annotation if annotation is not None else type(getattr(config, name))
+        one_field = dataclasses.make_dataclass(
+            "Override", [(name, field_type, dataclasses.field(default=getattr(config, name)))]
+        )
         parser = _parser_type()(
             add_option_string_dash_variants=simple_parsing.DashVariant.UNDERSCORE,
             add_config_path_arg=False,
             add_help=False,
         )
-        parser.add_arguments(type(config), dest="config", default=config)
+        parser.add_arguments(one_field, dest="override")
         try:
-            config = parser.parse_args([f"--{name}", *values]).config
+            value = getattr(parser.parse_args([f"--{name}", *values]).override, name)
         except _OverrideError as error:
             raise SystemExit(f"--set {assignment!r}: {error}") from None
+        config = dataclasses.replace(config, **{name: value})
     return config
 
 
