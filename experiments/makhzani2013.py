@@ -57,6 +57,8 @@ class Config:
     alpha: float = 3.0
     pretrain_epochs: int = 30
     pretrain_lr: float = 1e-3
+    pretrain_optimizer: str = "adam"  # or "sgd" (heavy-ball `momentum`), at a constant rate
+    momentum: float = 0.9
     batch_size: int = 100
     classifier_epochs: int = 30
     classifier_lr: float = 1e-3
@@ -95,7 +97,12 @@ def k_sparse_config(config: Config) -> AutoencoderConfig:
         k_alpha=config.alpha,
         epochs=config.pretrain_epochs,
         batch_size=config.batch_size,
-        optimizer=optax.adam(config.pretrain_lr),
+        optimizer=experiment.named_optimizer(
+            config.pretrain_optimizer,
+            config.pretrain_lr,
+            momentum=config.momentum,
+            setting="--set pretrain_optimizer",
+        ),
     )
 
 

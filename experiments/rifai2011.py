@@ -31,7 +31,6 @@ import dataclasses
 
 import jax
 import numpy as np
-import optax
 
 import jaxae
 from jaxae import experiment
@@ -103,15 +102,12 @@ QUICK = dataclasses.replace(
 
 def layer_configs(config: Config) -> dict[str, AutoencoderConfig]:
     """One layer recipe per model: the kinds differ only in the regularizer switched on."""
-    if config.pretrain_optimizer == "adam":
-        optimizer = optax.adam(config.pretrain_lr)
-    elif config.pretrain_optimizer == "sgd":
-        optimizer = optax.sgd(config.pretrain_lr, momentum=config.momentum or None)
-    else:
-        raise SystemExit(
-            f"--set pretrain_optimizer=...: expected one of {experiment.OPTIMIZERS}, "
-            f"got {config.pretrain_optimizer!r}"
-        )
+    optimizer = experiment.named_optimizer(
+        config.pretrain_optimizer,
+        config.pretrain_lr,
+        momentum=config.momentum,
+        setting="--set pretrain_optimizer",
+    )
     common = dict(epochs=config.pretrain_epochs, batch_size=config.batch_size, optimizer=optimizer)
     return {
         "ae": AutoencoderConfig(weight_decay=config.ae_weight_decay, **common),

@@ -54,6 +54,7 @@ __all__ = [
     "filters_figure",
     "image_rows_figure",
     "load_mnist_splits",
+    "named_optimizer",
     "parse",
     "parse_args",
     "pretrain_and_finetune",
@@ -601,19 +602,29 @@ def pretrain_and_finetune(
 OPTIMIZERS = ("adam", "sgd")
 
 
+def named_optimizer(
+    name: str, learning_rate: Any, *, momentum: float = 0.9, setting: str = "optimizer"
+) -> Any:
+    """``optax.adam(learning_rate)`` or ``optax.sgd(learning_rate, momentum)`` (heavy-ball; 0
+    for none) by name: the reproductions' ``--set ..._optimizer=sgd`` switch, since some papers'
+    results depend on SGD. ``learning_rate``: a float or an Optax schedule. ``setting`` names
+    the option in the error."""
+    import optax
+
+    if name == "adam":
+        return optax.adam(learning_rate)
+    if name == "sgd":
+        return optax.sgd(learning_rate, momentum=momentum or None)
+    raise ValueError(f"{setting}: expected one of {OPTIMIZERS}, got {name!r}")
+
+
 def cosine_optimizer(name: str, learning_rate: float, steps: int, *, momentum: float = 0.9) -> Any:
-    """``optax.adam`` or ``optax.sgd`` (heavy-ball ``momentum``; 0 for none) whose rate decays
-    from ``learning_rate`` to 0 over ``steps`` updates (``optax.cosine_decay_schedule``).
-    The reproductions' ``--set ..._optimizer=sgd`` switch: some papers' results depend on SGD.
-    """
+    """:func:`named_optimizer` with its rate decaying from ``learning_rate`` to 0 over ``steps``
+    updates (``optax.cosine_decay_schedule``)."""
     import optax
 
     schedule = optax.cosine_decay_schedule(learning_rate, steps)
-    if name == "adam":
-        return optax.adam(schedule)
-    if name == "sgd":
-        return optax.sgd(schedule, momentum=momentum or None)
-    raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {name!r}")
+    return named_optimizer(name, schedule, momentum=momentum)
 
 
 def record_best_epoch(

@@ -175,5 +175,5 @@ def test_rifai2011_trains_with_sgd_as_the_paper_did(tmp_path):
     assert (config["pretrain_optimizer"], config["finetune_optimizer"]) == ("sgd", "sgd")
     error = metrics["CAE/classification error (%)/test"]
     assert error < 40, f"{error:.1f} % error after SGD, chance is 90 %"
-    with pytest.raises(SystemExit, match="pretrain_optimizer=...: expected one of"):
+    with pytest.raises(ValueError, match="--set pretrain_optimizer: expected one of"):
         _run(rifai2011, tmp_path, "--set", "pretrain_optimizer=lbfgs")
