@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import optax
 
 import jaxae
 from jaxae import experiment
@@ -135,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def cosine_adam(lr, epochs):
         steps = epochs * (len(data.x_train) // config.batch_size)
-        return optax.adam(optax.cosine_decay_schedule(lr, steps))
+        return experiment.cosine_optimizer("adam", lr, steps)
 
     # The eval split's error after each epoch (fit's eval_fn, kept in the history). For the
     # logistic regression, the frozen encoder's eval features are computed once: an epoch's
