@@ -555,6 +555,15 @@ def pretrain_and_finetune(
 
     import jaxae
 
+    # Built first, so that a bad optimizer name fails before minutes of pretraining.
+    steps = finetune_epochs * (len(data.x_train) // finetune_batch_size)
+    optimizer = cosine_optimizer(
+        finetune_optimizer,
+        finetune_lr,
+        steps,
+        momentum=finetune_momentum,
+        setting="finetune_optimizer",
+    )
     pretrain_key, finetune_key = jax.random.split(key)
     layers = jaxae.pretrain_stack(
         data.x_train,
@@ -565,7 +574,6 @@ def pretrain_and_finetune(
         progress=progress,
     )
     model, params = jaxae.stack_encoders(layers, n_classes=10)
-    steps = finetune_epochs * (len(data.x_train) // finetune_batch_size)
 
     def eval_fn(p):
         return {"error": jaxae.classification_error(model, p, data.x_eval, data.y_eval)}
@@ -578,9 +586,7 @@ def pretrain_and_finetune(
         key=finetune_key,
         epochs=finetune_epochs,
         batch_size=finetune_batch_size,
-        optimizer=cosine_optimizer(
-            finetune_optimizer, finetune_lr, steps, momentum=finetune_momentum
-        ),
+        optimizer=optimizer,
         eval_fn=eval_fn,
         checkpoint_dir=checkpoint_subdir(checkpoint_dir, "finetune"),
         progress=progress,
@@ -618,13 +624,20 @@ def named_optimizer(
     raise ValueError(f"{setting}: expected one of {OPTIMIZERS}, got {name!r}")
 
 
-def cosine_optimizer(name: str, learning_rate: float, steps: int, *, momentum: float = 0.9) -> Any:
+def cosine_optimizer(
+    name: str,
+    learning_rate: float,
+    steps: int,
+    *,
+    momentum: float = 0.9,
+    setting: str = "optimizer",
+) -> Any:
     """:func:`named_optimizer` with its rate decaying from ``learning_rate`` to 0 over ``steps``
     updates (``optax.cosine_decay_schedule``)."""
     import optax
 
     schedule = optax.cosine_decay_schedule(learning_rate, steps)
-    return named_optimizer(name, schedule, momentum=momentum)
+    return named_optimizer(name, schedule, momentum=momentum, setting=setting)
 
 
 def record_best_epoch(

@@ -177,3 +177,14 @@ def test_rifai2011_trains_with_sgd_as_the_paper_did(tmp_path):
     assert error < 40, f"{error:.1f} % error after SGD, chance is 90 %"
     with pytest.raises(ValueError, match="--set pretrain_optimizer: expected one of"):
         _run(rifai2011, tmp_path, "--set", "pretrain_optimizer=lbfgs")
+
+
+def test_a_bad_finetune_optimizer_fails_before_any_pretraining(tmp_path, monkeypatch):
+    import jaxae
+
+    def pretrain_stack(*args, **kwargs):
+        raise AssertionError("pretrained before the fine-tuning optimizer was checked")
+
+    monkeypatch.setattr(jaxae, "pretrain_stack", pretrain_stack)
+    with pytest.raises(ValueError, match=r"finetune_optimizer: expected one of \('adam', 'sgd'\)"):
+        _run(rifai2011, tmp_path, "--set", "models=cae", "--set", "finetune_optimizer=lbfgs")
