@@ -51,8 +51,8 @@ alone on one core beside the other::
 
 The IWAE k = 5 by its bound from the start, as the paper trains it, alone on the 2 cores
 (2026-12-05; 302 of 360 epochs in the 35-minute cap, 7 s an epoch; the learning rate had
-decayed to about 1.5e-4, against 1e-4 at the end): test NLL **88.04** (paper 85.54), -IWAE bound k = 50
-89.25, -ELBO 94.95, 19 active units; scoring all 10k test images took 275 s::
+decayed to about 1.5e-4, against 1e-4 at the end): test NLL **88.04** (paper 85.54), -IWAE
+bound k = 50 89.25, -ELBO 94.95, 19 active units; scoring all 10k test images took 275 s::
 
     python experiments/vae.py --no-progress --out experiments/figures/vae/iwae5_b20
         --set models=iwae --set iwae_samples=5 --set batch_size=20 --set epochs=360
