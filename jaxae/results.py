@@ -385,10 +385,11 @@ def headline_rows(
 ) -> list[tuple[str, Mapping[str, Any], bool, int]]:
     """One ``(experiment, row, met, runs)`` per paper result, in order of first appearance.
 
-    Where several full runs compare against the same paper number (:func:`_paper_result`), the
-    one shown is the run on the whole test split before one on a subset (``test[:1000]``),
-    then the run with the largest wall time (the largest budget), then the latest; ``runs``
-    counts them all. Never the best value: that would pick among test scores.
+    Where several full runs compare against the same paper number (the same paper as the
+    headline names it, model without a trailing ``", N epochs ..."`` budget, number and metric
+    direction), the one shown is the run on the whole test split before one on a subset
+    (``test[:1000]``), then the run with the largest wall time (the largest budget), then the
+    latest; ``runs`` counts them all. Never the best value: that would pick among test scores.
 
     Args:
       compared: ``(experiment, row, met)`` triples, as :func:`compare_to_papers` gives per file.
