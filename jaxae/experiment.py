@@ -527,6 +527,7 @@ def pretrain_and_finetune(
     checkpoint_dir: str | os.PathLike | None = None,
     finetune_optimizer: str = "adam",
     finetune_momentum: float = 0.9,
+    finetune_weight_decay: float = 0.0,
 ) -> FinetuneResult:
     """Greedy layer-wise pretraining, a softmax on top, supervised fine-tuning (Adam or SGD,
     cosine-decayed rate: :func:`cosine_optimizer`); records the classification error in % on
@@ -546,6 +547,8 @@ def pretrain_and_finetune(
         data: the same result). None: nothing saved.
       finetune_optimizer: ``"adam"`` or ``"sgd"`` (heavy-ball momentum ``finetune_momentum``),
         either with its rate cosine-decayed from ``finetune_lr`` to 0 over the fine-tuning.
+      finetune_weight_decay: decay of the weight matrices during fine-tuning
+        (:func:`named_optimizer`'s ``weight_decay``).
 
     Returns:
       :class:`FinetuneResult`: the pretrained layers and the fine-tuning curve in %, whose last
@@ -562,6 +565,7 @@ def pretrain_and_finetune(
         finetune_lr,
         steps,
         momentum=finetune_momentum,
+        weight_decay=finetune_weight_decay,
         setting="finetune_optimizer",
     )
     pretrain_key, finetune_key = jax.random.split(key)
@@ -609,19 +613,44 @@ OPTIMIZERS = ("adam", "sgd")
 
 
 def named_optimizer(
-    name: str, learning_rate: Any, *, momentum: float = 0.9, setting: str = "optimizer"
+    name: str,
+    learning_rate: Any,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    setting: str = "optimizer",
 ) -> Any:
     """``optax.adam(learning_rate)`` or ``optax.sgd(learning_rate, momentum)`` (heavy-ball; 0
     for none) by name: the reproductions' ``--set ..._optimizer=sgd`` switch, since some papers'
     results depend on SGD. ``learning_rate``: a float or an Optax schedule. ``setting`` names
-    the option in the error."""
+    the option in the error.
+
+    ``weight_decay`` > 0 decays the weight matrices (leaves with two or more axes; biases are
+    left alone): AdamW's decoupled decay for ``"adam"`` (``optax.adamw``: each step shrinks a
+    weight by ``rate * weight_decay`` times itself), an L2 term ``weight_decay * w`` added to the
+    gradient for ``"sgd"`` (``optax.add_decayed_weights``, as in the 2000s papers).
+    """
     import optax
 
+    if weight_decay < 0:
+        raise ValueError(f"{setting}: weight_decay ≥ 0 expected, got {weight_decay}")
     if name == "adam":
+        if weight_decay:
+            return optax.adamw(learning_rate, weight_decay=weight_decay, mask=_weight_matrices)
         return optax.adam(learning_rate)
     if name == "sgd":
-        return optax.sgd(learning_rate, momentum=momentum or None)
+        sgd = optax.sgd(learning_rate, momentum=momentum or None)
+        if weight_decay:
+            return optax.chain(optax.add_decayed_weights(weight_decay, _weight_matrices), sgd)
+        return sgd
     raise ValueError(f"{setting}: expected one of {OPTIMIZERS}, got {name!r}")
+
+
+def _weight_matrices(params: Any) -> Any:
+    """Weight decay's mask: True for the weight matrices (two or more axes), not the biases."""
+    import jax
+
+    return jax.tree.map(lambda leaf: leaf.ndim >= 2, params)
 
 
 def cosine_optimizer(
@@ -630,6 +659,7 @@ def cosine_optimizer(
     steps: int,
     *,
     momentum: float = 0.9,
+    weight_decay: float = 0.0,
     setting: str = "optimizer",
 ) -> Any:
     """:func:`named_optimizer` with its rate decaying from ``learning_rate`` to 0 over ``steps``
@@ -637,7 +667,9 @@ def cosine_optimizer(
     import optax
 
     schedule = optax.cosine_decay_schedule(learning_rate, steps)
-    return named_optimizer(name, schedule, momentum=momentum, setting=setting)
+    return named_optimizer(
+        name, schedule, momentum=momentum, weight_decay=weight_decay, setting=setting
+    )
 
 
 def record_best_epoch(

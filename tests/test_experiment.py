@@ -4,6 +4,7 @@ the opening of every main(argv), and the run record."""
 import dataclasses
 import pathlib
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -183,6 +184,26 @@ def test_cosine_optimizer_starts_at_the_rate_and_decays_to_zero(name):
     else:  # Adam's first step moves each weight by the rate
         np.testing.assert_allclose(sizes[0], 0.1, rtol=1e-4)
     assert sizes[1] < sizes[0] and sizes[4] == 0.0  # cosine decay to 0 after `steps`
+
+
+@pytest.mark.parametrize("name", experiment.OPTIMIZERS)
+def test_weight_decay_shrinks_the_weight_matrices_and_leaves_the_biases(name):
+    params = {"w": jnp.full((2, 3), 2.0), "b": jnp.full(3, 2.0)}
+    zero_grads = jax.tree.map(jnp.zeros_like, params)
+    optimizer = experiment.named_optimizer(name, 0.1, momentum=0.0, weight_decay=0.5)
+    updates, _ = optimizer.update(zero_grads, optimizer.init(params), params)
+    # With a zero gradient only the decay moves anything: rate * decay * w for both (AdamW's
+    # decoupled decay; SGD's L2 term 0.5 * w in the gradient, times the rate).
+    np.testing.assert_allclose(updates["w"], -0.1 * 0.5 * 2.0, rtol=1e-6)
+    np.testing.assert_array_equal(updates["b"], 0.0)
+    plain = experiment.named_optimizer(name, 0.1, momentum=0.0)
+    updates, _ = plain.update(zero_grads, plain.init(params), params)
+    np.testing.assert_array_equal(updates["w"], 0.0)  # the default decays nothing
+
+
+def test_weight_decay_must_not_be_negative():
+    with pytest.raises(ValueError, match="finetune_optimizer: weight_decay ≥ 0 expected, got -1"):
+        experiment.cosine_optimizer("adam", 0.1, 10, weight_decay=-1, setting="finetune_optimizer")
 
 
 def test_cosine_optimizer_rejects_an_unknown_name():

@@ -155,3 +155,21 @@ def test_hamming_ball_rerank_scores_the_reranked_ball_and_the_scan_on_the_covere
     for model in (ball0, ball1):
         ms = row(model, "time per query (ms)")
         assert ms > 0 and row(model, "speed-up over the TF-IDF scan") == pytest.approx(2.0 / ms)
+
+
+@pytest.mark.parametrize(
+    ("word_counts", "expected"),
+    [("raw", [0, 1, 2, 3, 4, 9]), ("log", [0, 1, 2, 2, 3, 4]), ("binary", [0, 1, 1, 1, 1, 1])],
+)
+def test_damped_counts_stay_integer_counts_and_keep_the_empty_words_empty(word_counts, expected):
+    counts = np.array([[0, 1, 2, 3, 4, 9]], np.float32)
+    config = semantic_hashing.dataclasses.replace(
+        semantic_hashing.Config(), word_counts=word_counts
+    )
+    np.testing.assert_array_equal(semantic_hashing.damp_counts(counts, config), [expected])
+
+
+def test_unknown_word_counts_name_the_choices():
+    config = semantic_hashing.dataclasses.replace(semantic_hashing.Config(), word_counts="tf")
+    with pytest.raises(SystemExit, match=r"expected one of \('raw', 'log', 'binary'\), got 'tf'"):
+        semantic_hashing.damp_counts(np.ones((1, 3), np.float32), config)
