@@ -234,7 +234,8 @@ class Trained(NamedTuple):
     epochs: int  # epochs of the model's own objective
     warmup_epochs: int  # epochs of the ELBO before them
     loss: float  # the last epoch's mean training loss; NaN when the time cap stopped it
-    seconds: float
+    seconds: float  # training time, the epochs earlier processes ran (resumed_seconds) included
+    resumed_seconds: float = 0.0  # of the epochs restored from checkpoint_dir
 
 
 def train(
@@ -285,20 +286,23 @@ def train(
             desc=stage_desc,
         )
 
-    params, warm, stopped = model.init(init_key), 0, False
+    params, warm, stopped, resumed_s = model.init(init_key), 0, False, 0.0
     if warmup_epochs:
         # Its own key stream: the main stage's keys are those of an unwarmed run.
         warmup_key = jax.random.fold_in(fit_key, 1 << 20)
         result = stage(params, "elbo", 1, warmup_epochs, 0, warmup_key, desc + " warm-up", "warmup")
         params, warm, stopped = result.params, len(result.history), bool(result.stopped_early)
+        resumed_s += result.resumed_time_s
     run_epochs, loss = 0, float("nan")
     if not stopped:
         offset = warmup_epochs * steps_per_epoch
         result = stage(params, objective, num_samples, epochs, offset, fit_key, desc, "main")
         params, run_epochs = result.params, len(result.history)
+        resumed_s += result.resumed_time_s
         if not result.stopped_early:
             loss = result.history[-1]["loss"]
-    return Trained(params, run_epochs, warm, loss, time.perf_counter() - start)
+    seconds = time.perf_counter() - start + resumed_s
+    return Trained(params, run_epochs, warm, loss, seconds, resumed_s)
 
 
 def mean_bound(model, params, x, key, *, num_samples: int, kind: str) -> float:
@@ -387,6 +391,7 @@ def main(argv: list[str] | None = None) -> dict:
             trained_model.epochs,
             trained_model.seconds,
         )
+        run.add_resumed_time(trained_model.resumed_seconds)  # a run made in pieces: all of it
         # The row names carry the epochs run, so rows of differently long runs never mix.
         label = f"{paper_name.replace('IWAE2', 'IWAE')} k={k}"
         if name == "iwae2":

@@ -301,6 +301,7 @@ class Run:
         self.rows: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
         self.start = time.perf_counter()
+        self.resumed_s = 0.0  # earlier processes' training time (add_resumed_time)
         self.log = logging.getLogger(f"jaxae.experiments.{name}")
         self.log.setLevel(logging.INFO)
         self.log.handlers.clear()
@@ -315,6 +316,12 @@ class Run:
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+    def add_resumed_time(self, seconds: float) -> None:
+        """Counts ``seconds`` of training that earlier processes of the same command did (the
+        epochs a fit restored from its checkpoint: ``FitResult.resumed_time_s``) in the run's
+        recorded wall time, so that a run made in pieces reports its whole budget."""
+        self.resumed_s += float(seconds)
 
     def record(
         self,
@@ -354,7 +361,7 @@ class Run:
 
     def finish(self) -> pathlib.Path:
         """Writes the result rows, ``metrics.json`` and ``log.txt``; returns the results file."""
-        wall = self.elapsed
+        wall = self.elapsed + self.resumed_s
         hardware = results.hardware_description()
         rows = [
             results.make_row(
@@ -368,7 +375,8 @@ class Run:
             for row in self.rows
         ]
         path = results.write_results(self.name, rows, self.results_dir)
-        self.log.info("wall time %.1f s; results: %s", wall, path)
+        resumed = f" ({self.resumed_s:.1f} s of it in earlier processes)" if self.resumed_s else ""
+        self.log.info("wall time %.1f s%s; results: %s", wall, resumed, path)
         summary = {"experiment": self.name, "mode": self.mode, "wall_time_s": wall}
         summary["config"] = dataclasses.asdict(self.config)
         summary["metrics"] = self.metrics

@@ -121,6 +121,20 @@ def test_run_writes_rows_metrics_and_log(tmp_path):
     assert (tmp_path / "out" / "metrics.json").exists() and (tmp_path / "out" / "log.txt").exists()
 
 
+def test_a_run_made_in_pieces_records_the_earlier_pieces_training_time(tmp_path):
+    args, config = experiment.parse(
+        str(tmp_path / "paper.py"), "Paper.", ["--quick", "--out", str(tmp_path / "out")],
+        config=_Config(), quick=QUICK,
+    )  # fmt: skip
+    run = experiment.Run("paper", args, config)
+    run.record("model", "error", 1.5)
+    run.add_resumed_time(600.0)
+    run.add_resumed_time(30.0)
+    (row,) = results.read_results(run.finish())
+    assert 630.0 <= row["wall_time_s"] < 630.0 + run.elapsed + 1.0
+    assert "630.0 s of it in earlier processes" in (tmp_path / "out" / "log.txt").read_text()
+
+
 def test_checkpoint_subdir_joins_names_and_is_none_without_a_checkpoint_dir(tmp_path):
     assert experiment.checkpoint_subdir(None, "vae", "main") is None
     assert experiment.checkpoint_subdir(tmp_path, "vae", "main") == str(tmp_path / "vae" / "main")

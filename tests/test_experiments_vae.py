@@ -74,4 +74,7 @@ def test_train_with_checkpoint_dir_resumes_each_stage_to_the_uninterrupted_resul
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["main", "warmup"]
     resumed = vae.train(model, x, epochs=3, warmup_epochs=2, key=key, checkpoint_dir=ckpt, **kwargs)
     assert (resumed.epochs, resumed.warmup_epochs) == (3, 2)
+    # The resumed call restored 2 warm-up and 1 main epochs: their time counts in its seconds.
+    assert whole.resumed_seconds == 0.0 and resumed.resumed_seconds > 0.0
+    assert resumed.seconds > resumed.resumed_seconds
     jax.tree.map(np.testing.assert_array_equal, whole.params, resumed.params)

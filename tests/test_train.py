@@ -64,6 +64,11 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal, uninterrupted.state.opt_state, resumed.state.opt_state
     )
     assert [row["epoch"] for row in resumed.history] == [0, 1, 2, 3]
+    # Two epochs came from the checkpoint: their time is the earlier call's, kept in the history.
+    assert (uninterrupted.resumed_epochs, resumed.resumed_epochs) == (0, 2)
+    assert uninterrupted.resumed_time_s == 0.0
+    earlier = [row["time_s"] for row in resumed.history[:2]]
+    assert resumed.resumed_time_s == pytest.approx(sum(earlier)) and min(earlier) > 0
 
 
 def _saved_epochs(directory):

@@ -53,11 +53,20 @@ class FitResult:
       state: the final :class:`~jaxae.training.state.TrainState`.
       history: one dict per epoch (mean metrics, ``eval_fn`` results, ``time_s``).
       stopped_early: the reason a callback stopped training, or None if all epochs ran.
+      resumed_epochs: how many epochs were restored from ``checkpoint_dir`` rather than run by
+        this call (0: a fresh start); their history rows are those of the run that saved them.
     """
 
     state: TrainState
     history: list[dict[str, float]]
     stopped_early: str | None = None
+    resumed_epochs: int = 0
+
+    @property
+    def resumed_time_s(self) -> float:
+        """Seconds the restored epochs took in the earlier run(s): with the time of this call,
+        the whole training time of a run made in pieces."""
+        return float(sum(row.get("time_s", 0.0) for row in self.history[: self.resumed_epochs]))
 
     @property
     def params(self) -> Params:
@@ -498,7 +507,9 @@ def fit(
             checkpointer.close()
         for hook in began:
             hook.on_train_end(history=list(history), stopped_early=stopped_early)
-    return FitResult(state=state, history=history, stopped_early=stopped_early)
+    return FitResult(
+        state=state, history=history, stopped_early=stopped_early, resumed_epochs=first_epoch
+    )
 
 
 def _eval_row(results) -> dict[str, float]:
