@@ -69,6 +69,9 @@ class Config:
     chosen on validation (it has no paper number to meet)."""
 
     hidden: int = 1000
+    # The hidden units before the top-k: "linear" (the paper) or "relu" (the first author's
+    # public notebook, see above).
+    activation: str = "linear"
     k: int = 25
     initial_k: int = 100
     alpha: float = 3.0
@@ -106,7 +109,7 @@ QUICK = dataclasses.replace(
 
 def k_sparse_config(config: Config) -> AutoencoderConfig:
     return AutoencoderConfig(
-        activation="linear",
+        activation=config.activation,
         loss="squared_error",
         output_activation="linear",
         k=config.k,
