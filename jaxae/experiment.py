@@ -633,32 +633,28 @@ def named_optimizer(
     results depend on SGD. ``learning_rate``: a float or an Optax schedule. ``setting`` names
     the option in the error.
 
-    ``weight_decay`` > 0 decays the weight matrices (leaves with two or more axes; biases are
-    left alone): AdamW's decoupled decay for ``"adam"`` (``optax.adamw``: each step shrinks a
-    weight by ``rate * weight_decay`` times itself), an L2 term ``weight_decay * w`` added to the
-    gradient for ``"sgd"`` (``optax.add_decayed_weights``, as in the 2000s papers).
+    ``weight_decay`` > 0 decays the weight matrices (:func:`jaxae.regularizers.weight_mask`:
+    leaves with two or more axes; biases are left alone): AdamW's decoupled decay for
+    ``"adam"`` (``optax.adamw``: each step shrinks a weight by ``rate * weight_decay`` times
+    itself), an L2 term ``weight_decay * w`` added to the gradient for ``"sgd"``
+    (``optax.add_decayed_weights``, as in the 2000s papers).
     """
     import optax
+
+    from jaxae.regularizers import weight_mask
 
     if weight_decay < 0:
         raise ValueError(f"{setting}: weight_decay ≥ 0 expected, got {weight_decay}")
     if name == "adam":
         if weight_decay:
-            return optax.adamw(learning_rate, weight_decay=weight_decay, mask=_weight_matrices)
+            return optax.adamw(learning_rate, weight_decay=weight_decay, mask=weight_mask)
         return optax.adam(learning_rate)
     if name == "sgd":
         sgd = optax.sgd(learning_rate, momentum=momentum or None)
         if weight_decay:
-            return optax.chain(optax.add_decayed_weights(weight_decay, _weight_matrices), sgd)
+            return optax.chain(optax.add_decayed_weights(weight_decay, weight_mask), sgd)
         return sgd
     raise ValueError(f"{setting}: expected one of {OPTIMIZERS}, got {name!r}")
-
-
-def _weight_matrices(params: Any) -> Any:
-    """Weight decay's mask: True for the weight matrices (two or more axes), not the biases."""
-    import jax
-
-    return jax.tree.map(lambda leaf: leaf.ndim >= 2, params)
 
 
 def cosine_optimizer(

@@ -26,6 +26,7 @@ from jaxae.validation import check_array, check_positive_int, check_probability,
 
 __all__ = [
     "weight_decay",
+    "weight_mask",
     "kl_sparsity_penalty",
     "l1_activity",
     "k_sparse",
@@ -53,10 +54,27 @@ def weight_decay(params: Params) -> Array:
     Returns:
       ``[]`` float32 scalar.
     """
-    weights = [w for w in jax.tree.leaves(params) if jnp.ndim(w) >= 2]
+    weights = [w for w in jax.tree.leaves(params) if _is_weight(w)]
     if not weights:
         return jnp.zeros((), jnp.float32)
     return 0.5 * sum(jnp.sum(jnp.square(w)) for w in weights)
+
+
+def weight_mask(params: Params) -> Params:
+    """True for the weights :func:`weight_decay` penalizes (rank ≥ 2), False for the rest: the
+    mask for Optax's decay, e.g. ``optax.adamw(rate, weight_decay=wd, mask=weight_mask)``.
+
+    Args:
+      params: any PyTree of arrays.
+
+    Returns:
+      A PyTree of Python bools with the structure of ``params``.
+    """
+    return jax.tree.map(_is_weight, params)
+
+
+def _is_weight(leaf: ArrayLike) -> bool:
+    return jnp.ndim(leaf) >= 2
 
 
 def _check_codes(h: Array, name: str = "h", **kwargs) -> None:

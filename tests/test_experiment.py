@@ -122,11 +122,7 @@ def test_run_writes_rows_metrics_and_log(tmp_path):
 
 
 def test_a_run_made_in_pieces_records_the_earlier_pieces_training_time(tmp_path):
-    args, config = experiment.parse(
-        str(tmp_path / "paper.py"), "Paper.", ["--quick", "--out", str(tmp_path / "out")],
-        config=_Config(), quick=QUICK,
-    )  # fmt: skip
-    run = experiment.Run("paper", args, config)
+    run = _run_for(tmp_path)
     run.record("model", "error", 1.5)
     run.add_resumed_time(600.0)
     run.add_resumed_time(30.0)

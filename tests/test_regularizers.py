@@ -120,6 +120,14 @@ def test_weight_decay_counts_weights_not_biases():
     assert float(weight_decay(rbm_params)) == pytest.approx(3.0)
 
 
+def test_weight_mask_marks_what_weight_decay_penalizes():
+    params = {"encoder": [{"w": jnp.full((2, 3), 2.0), "b": jnp.full(3, 100.0)}], "s": 5.0}
+    mask = jaxae.regularizers.weight_mask
+    assert mask(params) == {"encoder": [{"w": True, "b": False}], "s": False}
+    rbm_params = jaxae.rbm.RBMParams(jnp.ones((3, 2)), jnp.ones(3), jnp.ones(2))
+    assert mask(rbm_params) == jaxae.rbm.RBMParams(True, False, False)
+
+
 def test_k_sparse_keeps_exactly_k_largest(key):
     h = jax.random.normal(key, (6, 20))
     out = np.asarray(jax.jit(functools.partial(k_sparse, k=5))(h))
