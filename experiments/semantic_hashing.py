@@ -200,9 +200,7 @@ def damp_counts(counts: np.ndarray, config: Config) -> np.ndarray:
         )
     if config.word_counts == "binary":
         return (counts > 0).astype(counts.dtype)
-    raise SystemExit(
-        f"--set word_counts: expected one of {WORD_COUNTS}, got {config.word_counts!r}"
-    )
+    raise ValueError(f"word_counts: expected one of {WORD_COUNTS}, got {config.word_counts!r}")
 
 
 def noisy_code_loss(model: jaxae.MLPAutoencoder, params, batch, key):
@@ -476,6 +474,10 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(
                 f"all models share the count layer: sizes[1] must be equal, got {sizes}"
             )
+    if config.word_counts not in WORD_COUNTS:
+        raise SystemExit(
+            f"--set word_counts: expected one of {WORD_COUNTS}, got {config.word_counts!r}"
+        )
     name = (
         "semantic_hashing"
         if config.corpus == "20newsgroups"

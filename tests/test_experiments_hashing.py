@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+import jaxae
 from experiments import semantic_hashing
 from jaxae import results
 
@@ -79,8 +80,6 @@ def test_semantic_hashing_quick(tmp_path):
 def test_validation_split_holds_out_training_documents_and_never_reads_test(monkeypatch):
     import logging
     import types
-
-    import jaxae
 
     loaded = []
     load = jaxae.data.load
@@ -169,7 +168,14 @@ def test_damped_counts_stay_integer_counts_and_keep_the_empty_words_empty(word_c
     np.testing.assert_array_equal(semantic_hashing.damp_counts(counts, config), [expected])
 
 
-def test_unknown_word_counts_name_the_choices():
-    config = semantic_hashing.dataclasses.replace(semantic_hashing.Config(), word_counts="tf")
+def test_unknown_word_counts_are_rejected_before_the_corpus_loads(monkeypatch, tmp_path):
+    def never(*args, **kwargs):
+        raise AssertionError("the corpus was read before the settings were checked")
+
+    monkeypatch.setattr(jaxae.data, "load", never)
+    argv = ["--quick", "--no-progress", "--set", "word_counts=tf", "--out", str(tmp_path / "out")]
     with pytest.raises(SystemExit, match=r"expected one of \('raw', 'log', 'binary'\), got 'tf'"):
+        semantic_hashing.main([*argv, "--results-dir", str(tmp_path / "results")])
+    config = semantic_hashing.dataclasses.replace(semantic_hashing.Config(), word_counts="tf")
+    with pytest.raises(ValueError, match="got 'tf'"):  # the function itself, called directly
         semantic_hashing.damp_counts(np.ones((1, 3), np.float32), config)
