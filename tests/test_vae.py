@@ -97,6 +97,34 @@ def test_training_on_digits_reduces_the_loss(small_params):
     assert result.history[-1]["kl"] > 0.5  # the posterior carries information about x
 
 
+def test_data_mean_starts_the_decoder_at_the_mean_image(key):
+    x = _digits()
+    mean = np.asarray(x.mean(axis=0))
+    zero, biased = SMALL.init(key), SMALL.init(key, data_mean=mean)
+    # Only the output bias differs: the logits of the mean, clipped away from 0 and 1.
+    np.testing.assert_allclose(
+        jax.nn.sigmoid(biased["decoder"][-1]["b"]), np.clip(mean, 1e-3, 1 - 1e-3), rtol=1e-4
+    )
+    biased["decoder"][-1]["b"] = zero["decoder"][-1]["b"]
+    jax.tree.map(np.testing.assert_array_equal, biased, zero)
+    # So the untrained model's expected Bernoulli log-likelihood of the data is far higher.
+    start = SMALL.init(key, data_mean=mean)
+    loss = jax.jit(variational.variational_loss(SMALL))
+    key_x = jax.random.key(1)
+    assert loss(start, x, key_x)[0] < loss(zero, x, key_x)[0] - 5.0
+    two = TwoStochasticLayerVAE(
+        input_size=64, hidden_1=(16,), first_latent_size=8, hidden_2=(8,), latent_size=4
+    )
+    logits = two.init(key, data_mean=mean)["p_x"]["logits"]["b"]
+    np.testing.assert_allclose(jax.nn.sigmoid(logits), np.clip(mean, 1e-3, 1 - 1e-3), rtol=1e-4)
+    with pytest.raises(ValueError, match="data_mean: expected last dimension 64"):
+        SMALL.init(key, data_mean=np.full(63, 0.5, np.float32))
+    with pytest.raises(ValueError, match="data_mean: expected values in"):
+        SMALL.init(key, data_mean=np.full(64, 2.0, np.float32))
+    with pytest.raises(ValueError, match="data_mean: expected finite values"):
+        two.init(key, data_mean=np.full(64, np.nan, np.float32))
+
+
 def test_conv_vae_trains_on_digits(conv_params):
     x = _digits().reshape(-1, 8, 8, 1)
     model = CONV

@@ -61,6 +61,14 @@ def _dense(key: PRNGKey, n_in: int, n_out: int) -> dict[str, Array]:
     return {"w": w, "b": jnp.zeros(n_out, jnp.float32)}
 
 
+def _mean_logits(data_mean: ArrayLike, size: int) -> Array:
+    """The logits of a per-pixel data mean, clipped to [1e-3, 1 - 1e-3]: the output bias with
+    which an untrained Bernoulli decoder predicts the mean image (Burda et al.'s code)."""
+    check_array(data_mean, "data_mean", rank=1, last_dim=size, value_range=(0.0, 1.0))
+    p = jnp.clip(jnp.asarray(data_mean, jnp.float32), 1e-3, 1.0 - 1e-3)
+    return jnp.log(p) - jnp.log1p(-p)
+
+
 def _affine(layer: dict[str, Array], x: Array) -> Array:
     return x @ layer["w"] + layer["b"][None, :]
 
@@ -97,9 +105,17 @@ class MLPVAE:
     def latent_size(self) -> int:
         return self.sizes[-1]
 
-    def init(self, key: PRNGKey) -> Params:
-        """Glorot-uniform weights and zero biases."""
-        return jax.jit(self._init)(key)  # one compilation instead of one per layer shape
+    def init(self, key: PRNGKey, data_mean: ArrayLike | None = None) -> Params:
+        """Glorot-uniform weights and zero biases.
+
+        ``data_mean``: ``(sizes[0],)``, the training images' per-pixel mean in [0, 1]; when
+        given, the decoder's output bias starts at its logits, so the untrained model predicts
+        the mean image (as Burda et al.'s code initialises it) instead of 0.5 everywhere.
+        """
+        params = jax.jit(self._init)(key)  # one compilation instead of one per layer shape
+        if data_mean is not None:
+            params["decoder"][-1]["b"] = _mean_logits(data_mean, self.sizes[0])
+        return params
 
     def _init(self, key: PRNGKey) -> Params:
         hidden = self.sizes[:-1]
@@ -348,9 +364,12 @@ class TwoStochasticLayerVAE:
                 f"activation: expected one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
             )
 
-    def init(self, key: PRNGKey) -> Params:
-        """Glorot-uniform weights and zero biases."""
-        return jax.jit(self._init)(key)
+    def init(self, key: PRNGKey, data_mean: ArrayLike | None = None) -> Params:
+        """Glorot-uniform weights and zero biases; ``data_mean`` as :meth:`MLPVAE.init`."""
+        params = jax.jit(self._init)(key)
+        if data_mean is not None:
+            params["p_x"]["logits"]["b"] = _mean_logits(data_mean, self.input_size)
+        return params
 
     def _init(self, key: PRNGKey) -> Params:
         keys = iter(jax.random.split(key, 4))
