@@ -16,7 +16,8 @@ The paper trains 3,280 passes (3^i epochs at learning rate 1e-3 · 10^(-i/7), i 
 Adam with epsilon 1e-4): ``--set schedule=paper --set epochs=3280``, about 2.8 hours of training
 on 2 idle CPU cores (3.0 s an epoch at batch 20), with ``checkpoint_dir`` so that it can run in
 pieces (rerun the same command to resume; each piece saves every ``checkpoint_every`` epochs,
-and the row's wall time counts every piece's training, ``Run.add_resumed_time``)::
+and the row's wall time counts every piece's training: ``Run`` adds what the
+``checkpoint_dir`` holds when a piece starts)::
 
     python experiments/vae.py --no-progress --out experiments/figures/vae/vae_paper
         --set models=vae --set batch_size=20 --set epochs=3280 --set schedule=paper
@@ -419,7 +420,6 @@ def main(argv: list[str] | None = None) -> dict:
             trained_model.epochs,
             trained_model.seconds,
         )
-        run.add_resumed_time(trained_model.resumed_seconds)  # a run made in pieces: all of it
         # The row names carry the epochs run, so rows of differently long runs never mix.
         label = f"{paper_name.replace('IWAE2', 'IWAE')} k={k}"
         if name == "iwae2":

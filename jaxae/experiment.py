@@ -301,7 +301,14 @@ class Run:
         self.rows: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
         self.start = time.perf_counter()
-        self.resumed_s = 0.0  # earlier processes' training time (add_resumed_time)
+        # A rerun of a command made in pieces: the training its earlier processes checkpointed
+        # counts in the recorded wall time (read before any fit of this process restores it).
+        self.resumed_s = 0.0
+        checkpoint_dir = getattr(config, "checkpoint_dir", None)
+        if checkpoint_dir:
+            from jaxae.training.checkpoint import saved_training_seconds
+
+            self.resumed_s = saved_training_seconds(checkpoint_dir)
         self.log = logging.getLogger(f"jaxae.experiments.{name}")
         self.log.setLevel(logging.INFO)
         self.log.handlers.clear()
@@ -312,16 +319,16 @@ class Run:
             handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
             self.log.addHandler(handler)
         self.log.info("%s (%s mode), config: %s", name, self.mode, dataclasses.asdict(config))
+        if self.resumed_s:
+            self.log.info(
+                "resuming: %s holds %.1f s of training by earlier processes",
+                checkpoint_dir,
+                self.resumed_s,
+            )
 
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
-
-    def add_resumed_time(self, seconds: float) -> None:
-        """Counts ``seconds`` of training that earlier processes of the same command did (the
-        epochs a fit restored from its checkpoint: ``FitResult.resumed_time_s``) in the run's
-        recorded wall time, so that a run made in pieces reports its whole budget."""
-        self.resumed_s += float(seconds)
 
     def record(
         self,

@@ -2,13 +2,16 @@
 the opening of every main(argv), and the run record."""
 
 import dataclasses
+import functools
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+import jaxae
 from jaxae import experiment, results
 from jaxae.experiment import apply_overrides
 
@@ -122,13 +125,47 @@ def test_run_writes_rows_metrics_and_log(tmp_path):
 
 
 def test_a_run_made_in_pieces_records_the_earlier_pieces_training_time(tmp_path):
-    run = _run_for(tmp_path)
+    ckpt = tmp_path / "ckpt"
+    x = np.random.default_rng(0).random((64, 6)).astype(np.float32)
+    model = jaxae.MLPAutoencoder((6, 3))
+
+    def loss_fn(params, batch, key):
+        del key
+        return jaxae.squared_error(model.reconstruct(params, batch), batch).mean()
+
+    fit = functools.partial(
+        jaxae.fit, loss_fn=loss_fn, optimizer=optax.sgd(0.1), key=jax.random.key(0),
+        batch_size=16, progress=False,
+    )  # fmt: skip
+    # Two fits of one command, in nested folders, cut short by an earlier process.
+    pieces = [
+        fit(model.init(jax.random.key(1)), x, epochs=2, checkpoint_dir=str(ckpt / "a")),
+        fit(model.init(jax.random.key(2)), x, epochs=3, checkpoint_dir=str(ckpt / "b" / "main")),
+    ]
+    earlier = sum(row["time_s"] for piece in pieces for row in piece.history)
+    assert jaxae.training.checkpoint.saved_training_seconds(ckpt) == pytest.approx(earlier)
+    assert jaxae.training.checkpoint.saved_training_seconds(tmp_path / "none") == 0.0
+    args, config = experiment.parse(
+        str(tmp_path / "paper.py"), "Paper.",
+        ["--quick", "--out", str(tmp_path / "out"), "--set", f"checkpoint_dir={ckpt}"],
+        config=_CheckpointedConfig(), quick=_CheckpointedConfig(),
+    )  # fmt: skip
+    run = experiment.Run("paper", args, config)
     run.record("model", "error", 1.5)
-    run.add_resumed_time(600.0)
-    run.add_resumed_time(30.0)
     (row,) = results.read_results(run.finish())
-    assert 630.0 <= row["wall_time_s"] < 630.0 + run.elapsed + 1.0
-    assert "630.0 s of it in earlier processes" in (tmp_path / "out" / "log.txt").read_text()
+    assert earlier - 0.1 <= row["wall_time_s"] < earlier + run.elapsed + 1.0  # 0.1 s rounding
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert f"{earlier:.1f} s of it in earlier processes" in log
+    # Without a checkpoint_dir nothing is added.
+    plain = _run_for(tmp_path)
+    plain.record("model", "error", 1.5)
+    (row,) = results.read_results(plain.finish())
+    assert row["wall_time_s"] < plain.elapsed + 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _CheckpointedConfig:
+    checkpoint_dir: str | None = None
 
 
 def test_checkpoint_subdir_joins_names_and_is_none_without_a_checkpoint_dir(tmp_path):

@@ -27,7 +27,7 @@ import numpy as np
 from jaxae.training.state import TrainState
 from jaxae.validation import check_positive_int
 
-__all__ = ["Checkpointer", "check_checkpoint_dir"]
+__all__ = ["Checkpointer", "check_checkpoint_dir", "saved_training_seconds"]
 
 
 def check_checkpoint_dir(directory: str | os.PathLike, name: str = "checkpoint_dir") -> str:
@@ -60,6 +60,39 @@ def check_checkpoint_dir(directory: str | os.PathLike, name: str = "checkpoint_d
             "directory"
         ) from error
     return path
+
+
+def saved_training_seconds(directory: str | os.PathLike) -> float:
+    """Seconds of training checkpointed under ``directory``, at any depth.
+
+    For each fit that saved below ``directory`` (a ``checkpoint_dir`` of :func:`jaxae.fit`),
+    the ``time_s`` of the epochs its newest readable checkpoint holds. Read when a command
+    starts, before its fits restore anything, it is the training that earlier processes of the
+    same command did. 0.0 when ``directory`` does not exist or holds no checkpoint.
+    """
+    import orbax.checkpoint as ocp
+
+    total = 0.0
+    for root, dirs, _ in os.walk(os.fspath(directory)):
+        epochs = [
+            d for d in dirs if d.isdigit() and os.path.isdir(os.path.join(root, d, "history"))
+        ]
+        if not epochs:
+            continue
+        dirs[:] = [d for d in dirs if d not in epochs]  # a fit's epochs hold no other fit
+        manager = ocp.CheckpointManager(root)
+        try:
+            for epoch in sorted(map(int, epochs), reverse=True):
+                try:
+                    args = ocp.args.Composite(history=ocp.args.JsonRestore())
+                    history = manager.restore(epoch, args=args).history
+                    total += float(sum(row.get("time_s", 0.0) for row in history))
+                    break
+                except Exception:  # noqa: BLE001 - a damaged checkpoint: try the one before
+                    continue
+        finally:
+            manager.close()
+    return total
 
 
 class Checkpointer:
