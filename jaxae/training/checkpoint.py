@@ -72,6 +72,7 @@ def saved_training_seconds(directory: str | os.PathLike) -> float:
     """
     import orbax.checkpoint as ocp
 
+    history_only = ocp.args.Composite(history=ocp.args.JsonRestore())
     total = 0.0
     for root, dirs, _ in os.walk(os.fspath(directory)):
         epochs = [
@@ -84,8 +85,7 @@ def saved_training_seconds(directory: str | os.PathLike) -> float:
         try:
             for epoch in sorted(map(int, epochs), reverse=True):
                 try:
-                    args = ocp.args.Composite(history=ocp.args.JsonRestore())
-                    history = manager.restore(epoch, args=args).history
+                    history = manager.restore(epoch, args=history_only).history
                     total += float(sum(row.get("time_s", 0.0) for row in history))
                     break
                 except Exception:  # noqa: BLE001 - a damaged checkpoint: try the one before
