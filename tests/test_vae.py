@@ -125,6 +125,29 @@ def test_data_mean_starts_the_decoder_at_the_mean_image(key):
         two.init(key, data_mean=np.full(64, np.nan, np.float32))
 
 
+def test_conv_vae_data_mean_starts_each_channel_at_its_mean_intensity(key, conv_params):
+    x = _digits().reshape(-1, 8, 8, 1)
+    mean = np.asarray(x.mean(axis=0))
+    biased = CONV.init(jax.random.key(0), data_mean=mean)
+    bias = biased["decoder"]["params"]["Conv_0"]["bias"]
+    np.testing.assert_allclose(jax.nn.sigmoid(bias), [mean.mean()], rtol=1e-4)
+    # Nothing else differs from the default initialisation with the same key.
+    biased["decoder"]["params"]["Conv_0"]["bias"] = conv_params["decoder"]["params"]["Conv_0"][
+        "bias"
+    ]
+    jax.tree.map(np.testing.assert_array_equal, biased, conv_params)
+    # The untrained decoder then predicts the digits' brightness, not 0.5 everywhere.
+    loss = jax.jit(variational.variational_loss(CONV))
+    start = CONV.init(jax.random.key(0), data_mean=mean)
+    assert loss(start, x, key)[0] < loss(conv_params, x, key)[0] - 5.0
+    with pytest.raises(ValueError, match=r"data_mean: expected shape \(8, 8, 1\)"):
+        CONV.init(key, data_mean=mean.reshape(8, 8))
+    with pytest.raises(ValueError, match=r"data_mean: expected shape \(8, 8, 1\)"):
+        CONV.init(key, data_mean=np.full((4, 4, 1), 0.5, np.float32))
+    with pytest.raises(ValueError, match="data_mean: expected values in"):
+        CONV.init(key, data_mean=np.full((8, 8, 1), 255.0, np.float32))
+
+
 def test_conv_vae_trains_on_digits(conv_params):
     x = _digits().reshape(-1, 8, 8, 1)
     model = CONV

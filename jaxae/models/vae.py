@@ -65,7 +65,11 @@ def _mean_logits(data_mean: ArrayLike, size: int) -> Array:
     """The logits of a per-pixel data mean, clipped to [1e-3, 1 - 1e-3]: the output bias with
     which an untrained Bernoulli decoder predicts the mean image (Burda et al.'s code)."""
     check_array(data_mean, "data_mean", rank=1, last_dim=size, value_range=(0.0, 1.0))
-    p = jnp.clip(jnp.asarray(data_mean, jnp.float32), 1e-3, 1.0 - 1e-3)
+    return _logits(data_mean)
+
+
+def _logits(p: ArrayLike) -> Array:
+    p = jnp.clip(jnp.asarray(p, jnp.float32), 1e-3, 1.0 - 1e-3)
     return jnp.log(p) - jnp.log1p(-p)
 
 
@@ -263,9 +267,26 @@ class ConvVAE:
     def _decoder(self) -> _ConvDecoder:
         return _ConvDecoder(self.features, self.hidden, self.image_shape)
 
-    def init(self, key: PRNGKey) -> Params:
-        """Flax's default initialisation of both modules: ``{"encoder": ..., "decoder": ...}``."""
-        return jax.jit(self._init)(key)  # one compilation instead of hundreds of eager ops
+    def init(self, key: PRNGKey, data_mean: ArrayLike | None = None) -> Params:
+        """Flax's default initialisation of both modules: ``{"encoder": ..., "decoder": ...}``.
+
+        ``data_mean``: ``(H, W, C)``, the training images' per-pixel mean in [0, 1]. A
+        convolution's bias is per channel, so when given, the last convolution's bias starts at
+        the logits of each channel's mean intensity: the untrained decoder predicts the data's
+        average brightness instead of 0.5 (the per-pixel version of :meth:`MLPVAE.init`).
+        """
+        params = jax.jit(self._init)(key)  # one compilation instead of hundreds of eager ops
+        if data_mean is not None:
+            check_array(data_mean, "data_mean", value_range=(0.0, 1.0))
+            if tuple(data_mean.shape) != self.image_shape:
+                raise ValueError(
+                    f"data_mean: expected shape {self.image_shape} (one image, the per-pixel "
+                    f"mean), got {tuple(data_mean.shape)}"
+                )
+            channel_mean = jnp.mean(jnp.asarray(data_mean, jnp.float32), axis=(0, 1))
+            # The decoder's one plain convolution, its last layer (the others are transposed).
+            params["decoder"]["params"]["Conv_0"]["bias"] = _logits(channel_mean)
+        return params
 
     def _init(self, key: PRNGKey) -> Params:
         enc_key, dec_key = jax.random.split(key)
