@@ -300,6 +300,23 @@ def test_two_stochastic_layers_train_with_finite_gradients(key):
     assert losses[-1] < losses[0] - 3.0, losses
 
 
+def test_two_stochastic_layer_defaults_are_the_papers_architecture():
+    # Burda et al. Sec. 5.1: 784-200-200-100(s)-100-100-50(s), mirrored in the generative model
+    # (their experiments.py: hidden_units_q [[200, 200], [100, 100]], latent_units [100, 50]).
+    shapes = jax.eval_shape(TwoStochasticLayerVAE().init, jax.random.key(0))
+    widths = {
+        part: [layer["w"].shape for layer in shapes[part]["hidden"]]
+        + [shapes[part][head]["w"].shape]
+        for part, head in (("q_h1", "mean"), ("q_h2", "mean"), ("p_h1", "mean"), ("p_x", "logits"))
+    }
+    assert widths == {
+        "q_h1": [(784, 200), (200, 200), (200, 100)],
+        "q_h2": [(100, 100), (100, 100), (100, 50)],
+        "p_h1": [(50, 100), (100, 100), (100, 100)],
+        "p_x": [(100, 200), (200, 200), (200, 784)],
+    }
+
+
 def test_two_stochastic_layers_reject_bad_inputs(key, two_params):
     with pytest.raises(ValueError, match="hidden_1: expected a non-empty tuple"):
         TwoStochasticLayerVAE(hidden_1=())

@@ -339,8 +339,9 @@ class TwoStochasticLayerVAE:
 
     Recognition model ``q(h1|x) q(h2|h1)``; generative model ``p(h2) p(h1|h2) p(x|h1)`` with
     ``p(h2) = N(0, I)``, Gaussian ``p(h1|h2)`` and Bernoulli ``p(x|h1)``. The defaults are the
-    paper's MNIST model, 784-100-100-100(s)-50-50-50(s): two deterministic tanh layers of 100
-    units between ``x`` and ``h1`` (100 units), two of 50 between ``h1`` and ``h2`` (50 units),
+    paper's MNIST model, 784-200-200-100(s)-100-100-50(s) (Sec. 5.1, and ``experiments.py`` of
+    the authors' code, github.com/yburda/iwae): two deterministic tanh layers of 200 units
+    between ``x`` and ``h1`` (100 units), two of 100 between ``h1`` and ``h2`` (50 units),
     mirrored in the generative model.
 
     It has no single ``(mean, log_variance)`` posterior, so instead of the one-layer interface
@@ -362,9 +363,9 @@ class TwoStochasticLayerVAE:
     """
 
     input_size: int = 784
-    hidden_1: tuple[int, ...] = (100, 100)
+    hidden_1: tuple[int, ...] = (200, 200)
     first_latent_size: int = 100
-    hidden_2: tuple[int, ...] = (50, 50)
+    hidden_2: tuple[int, ...] = (100, 100)
     latent_size: int = 50
     activation: str = "tanh"
 
