@@ -72,6 +72,14 @@ def test_semantic_hashing_quick(tmp_path):
         assert column == sorted(column) and 0.0 <= column[0] and column[-1] <= 1.0, column
     assert coverage[4, 0.01] > 0.5  # radius 4 reaches recall 0.01 for most queries (0.94)
     assert (out / "precision_recall.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The deep 20-bit address model and the 2-D embedding model run too (on the count layer the
+    # 128-bit model shares), from the word counts, not from anything computed in between.
+    ball = "deep AE 20-bit, Hamming ball"
+    recalls = [metrics[f"{ball}/radius {r} recall/test"] for r in range(5)]
+    assert recalls == sorted(recalls) and recalls[-1] > 0, recalls
+    assert 0.0 < metrics["deep AE 20-bit/fraction of code activations < 0.1 or > 0.9/test"] <= 1
+    assert metrics["deep AE 20-bit + deep AE 128-bit rerank, radius 2/time per query (ms)/test"] > 0
+    assert (out / "embedding_2d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = results.read_results(results_dir / "semantic_hashing.json")
     assert {row["mode"] for row in rows} == {"quick"}
     assert json.loads((out / "metrics.json").read_text())["mode"] == "quick"
