@@ -151,11 +151,45 @@ def test_finetune_with_frozen_encoders_trains_only_the_classifier(digits, stack,
             "sparsity_target: expected a value in \\(0",
         ),
         (lambda: AutoencoderConfig(k=0), "k: expected a positive integer"),
+        (lambda: AutoencoderConfig(k=3), "activation: a k-sparse layer \\(k=3\\) expects one of"),
     ],
 )
 def test_bad_configs(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_relu_k_sparse_layer_takes_its_top_k_of_the_rectified_units(digits, key):
+    x = digits[0][:200]
+    configs = {
+        name: AutoencoderConfig(
+            activation=name, loss="squared_error", output_activation="linear", k=3, k_alpha=2.0,
+            epochs=1, optimizer=optax.sgd(1e-3),
+        )
+        for name in ("linear", "relu")
+    }  # fmt: skip
+    layers = {
+        name: pretrain_stack(x, (64, 10), config, key=key, progress=False)[0]
+        for name, config in configs.items()
+    }
+    # The same start (same key): a bias pushed negative makes the two differ.
+    encoder = dict(layers["linear"].encoder, b=layers["linear"].encoder["b"] - 100.0)
+    pre = x @ encoder["w"] + encoder["b"][None, :]
+    assert np.all(pre < 0)  # every unit negative: linear keeps 6 negative values, relu none
+    for name, expected_nonzero in (("linear", 6), ("relu", 0)):
+        layer = layers[name]._replace(params={"encoder": [encoder], "decoder": []})
+        assert layer.activation == name
+        codes = encode_layers([layer], x)
+        assert np.all(np.count_nonzero(codes, axis=1) == expected_nonzero), name
+    # Training sees the rectified units too: from the same parameters, the relu layer decodes
+    # zeros where the linear one decodes its 3 largest (negative) units.
+    linear_model = layer_autoencoder(configs["linear"], 64, 10)
+    relu_model = layer_autoencoder(configs["relu"], 64, 10)
+    params = dict(layers["linear"].params, encoder=[encoder])  # every unit negative
+    assert relu_model.code_activation == "relu"
+    linear_loss = regularized_loss(linear_model, configs["linear"], params, x, key)
+    relu_loss = regularized_loss(relu_model, configs["relu"], params, x, key)
+    assert float(linear_loss) != float(relu_loss)
 
 
 def test_optimizers_are_optax_transformations_not_strings():

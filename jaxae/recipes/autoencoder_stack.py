@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 _CORRUPTIONS = ("masking", "gaussian", "salt_and_pepper")
+K_SPARSE_ACTIVATIONS = ("linear", "relu")  # the units a k-sparse layer's top k is taken of
 
 #: Adam at 1e-3, one object shared by every default config, so that layers trained with the
 #: default hit ``fit``'s compilation cache.
@@ -68,7 +69,8 @@ class AutoencoderConfig:
     :class:`jaxae.recipes.RBMConfig`.)
 
     Attributes:
-      activation: hidden units ("sigmoid", "tanh", "relu"; "linear" for a k-sparse layer).
+      activation: hidden units ("sigmoid", "tanh", "relu", "linear"); for a k-sparse layer the
+        units before the top k, "linear" (Makhzani & Frey) or "relu".
       tied: decoder weights are the transposed encoder weights.
       loss: "cross_entropy" (sigmoid outputs, inputs in [0, 1]) or "squared_error".
       output_activation: the reconstruction's nonlinearity with ``loss="squared_error"``.
@@ -130,6 +132,12 @@ class AutoencoderConfig:
             check_probability(self.sparsity_target, "sparsity_target", open_interval=True)
         if self.k is not None:
             check_positive_int(self.k, "k")
+            if self.activation not in K_SPARSE_ACTIVATIONS:
+                raise ValueError(
+                    f"activation: a k-sparse layer (k={self.k}) expects one of "
+                    f"{K_SPARSE_ACTIVATIONS} before its top k (linear: Makhzani & Frey), got "
+                    f"{self.activation!r}"
+                )
             if self.k_initial is not None and self.k_initial < self.k:
                 raise ValueError(f"k_initial: expected >= k = {self.k}, got {self.k_initial}")
         if self.k_alpha < 1:
@@ -161,7 +169,7 @@ def layer_autoencoder(config: AutoencoderConfig, n_in: int, n_hidden: int) -> ML
     return MLPAutoencoder(
         (n_in, n_hidden),
         activation=config.activation,
-        code_activation="linear" if config.k is not None else config.activation,
+        code_activation=config.activation,
         output_activation="sigmoid" if config.loss == "cross_entropy" else config.output_activation,
         tied=config.tied,
     )

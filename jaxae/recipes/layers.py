@@ -54,10 +54,11 @@ class PretrainedLayer(NamedTuple):
 
     @property
     def activation(self) -> str:
-        """The encoder's nonlinearity ("linear" for a k-sparse layer, which keeps its top k)."""
+        """The encoder's nonlinearity (for a k-sparse layer, the one before its top k: "linear"
+        or "relu")."""
         if self.spec is not None:
             return {"bernoulli": "sigmoid", "nrelu": "relu"}.get(self.spec.hidden, "linear")
-        return "linear" if self.config.k is not None else self.config.activation
+        return self.config.activation
 
     @property
     def k(self) -> int | None:
@@ -74,10 +75,10 @@ def apply_encoder(
     w: Array, b: Array, x: Array, *, activation: str, k: int | None, alpha: float
 ) -> Array:
     """One encoder layer ``activation(x w + b)``; a k-sparse layer keeps its ``α·k`` largest."""
-    pre = x @ w + b[None, :]
-    if k is not None:  # k-sparse: linear units, the α·k largest kept
-        return regularizers.k_sparse(pre, k=min(k, w.shape[1]), alpha=alpha)
-    return ACTIVATIONS[activation](pre)
+    h = ACTIVATIONS[activation](x @ w + b[None, :])
+    if k is not None:  # k-sparse: the α·k largest units kept
+        return regularizers.k_sparse(h, k=min(k, w.shape[1]), alpha=alpha)
+    return h
 
 
 @dataclasses.dataclass(frozen=True)
