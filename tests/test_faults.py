@@ -116,6 +116,25 @@ def test_checkpoint_of_another_model_or_optimizer_is_refused(kwargs, words, tmp_
         _fit(3, tmp_path / "c", **kwargs)
 
 
+def test_checkpoint_of_an_optimizer_with_the_same_arrays_is_refused_and_kept(tmp_path):
+    # optax.adam and optax.adamw hold the same arrays (their extra states are empty nodes): the
+    # checkpoint is refused by its tree's structure, not taken for damage and moved aside.
+    _fit(2, tmp_path / "c", optimizer=optax.adam(1e-2))
+    with pytest.raises(ValueError, match=r"(?s)another model or optimizer: the same arrays"):
+        _fit(3, tmp_path / "c", optimizer=optax.adamw(1e-2))
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["0", "1"]
+    assert len(_fit(3, tmp_path / "c", optimizer=optax.adam(1e-2)).history) == 3  # resumes
+    # A checkpoint saved before structures were recorded: Orbax's check refuses it, still kept.
+    for step in (tmp_path / "c").iterdir():
+        digest = step / "digest" / "metadata"
+        saved = json.loads(digest.read_text())
+        del saved["structure"]
+        digest.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"another model or optimizer \(Orbax: "):
+        _fit(4, tmp_path / "c", optimizer=optax.adamw(1e-2))
+    assert not any(p.name.startswith("damaged") for p in (tmp_path / "c").iterdir())
+
+
 def _damage(step_dir, how):
     files = sorted(
         os.path.join(root, f)

@@ -138,12 +138,25 @@ class Checkpointer:
         target = _state_to_arrays(template)
         saved = self._read_digest(epoch)
         if saved is not None:
-            _check_same_tree(saved["leaves"], _digest(target, hash_bytes=False)["leaves"], self)
+            expected = _digest(target, hash_bytes=False)
+            _check_same_tree(saved["leaves"], expected["leaves"], self)
+            _check_same_structure(saved.get("structure"), expected["structure"], self)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         args = ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), history=ocp.args.JsonRestore()
         )
-        restored = self._manager.restore(epoch, args=args)
+        try:
+            restored = self._manager.restore(epoch, args=args)
+        except ValueError as error:
+            # A checkpoint saved before structures were recorded (no "structure" in its digest):
+            # Orbax's own structure check is then the only one, and it is not damage.
+            if "tree structures do not match" not in str(error):
+                raise
+            raise _TreeMismatchError(
+                f"checkpoint_dir: {self.directory!r} holds a checkpoint of another model or "
+                f"optimizer (Orbax: {_first_line(error)}). Pass another checkpoint_dir, or "
+                "delete this one to start over"
+            ) from None
         # Orbax may hand back plain tuples for NamedTuple nodes: rebuild the template's tree.
         leaves = jax.tree.leaves(restored.state)
         state = jax.tree.unflatten(jax.tree.structure(target), leaves)
@@ -229,7 +242,9 @@ def _first_line(error: BaseException) -> str:
 
 
 def _digest(arrays, *, hash_bytes: bool = True) -> dict:
-    """Each leaf's path, shape and dtype, and (for addressable arrays) a SHA-256 of the bytes."""
+    """Each leaf's path, shape and dtype, the tree's structure (with its empty nodes, such as
+    Optax's ``EmptyState``, which hold no leaf), and (for addressable arrays) a SHA-256 of the
+    bytes."""
     leaves = jax.tree_util.tree_leaves_with_path(arrays)
     entries = [
         {"path": jax.tree_util.keystr(p), "shape": list(np.shape(x)), "dtype": str(x.dtype)}
@@ -242,7 +257,7 @@ def _digest(arrays, *, hash_bytes: bool = True) -> dict:
         for _, x in leaves:
             h.update(np.ascontiguousarray(jax.device_get(x)).tobytes())
         sha = h.hexdigest()
-    return {"leaves": entries, "sha256": sha}
+    return {"leaves": entries, "structure": str(jax.tree.structure(arrays)), "sha256": sha}
 
 
 def _check_same_tree(saved: list, expected: list, checkpointer: Checkpointer) -> None:
@@ -264,6 +279,26 @@ def _check_same_tree(saved: list, expected: list, checkpointer: Checkpointer) ->
         + more
         + "\nPass another checkpoint_dir, or delete this one to start over"
     )
+
+
+def _check_same_structure(saved: str | None, expected: str, checkpointer: Checkpointer) -> None:
+    """Two trees with the same leaves can still differ in their leafless nodes (``optax.adam``
+    and ``optax.adamw`` keep the same arrays): a checkpoint of the other is refused, not read
+    (Orbax would fail on it, and the failure would be taken for damage)."""
+    if saved is None or saved == expected:  # None: saved before structures were recorded
+        return
+    raise _TreeMismatchError(
+        f"checkpoint_dir: {checkpointer.directory!r} holds a checkpoint of another model or "
+        "optimizer: the same arrays in another tree (for example optax.adam against "
+        "optax.adamw, whose extra states hold no arrays).\n"
+        f"  expected (this run's state): {_shorten(expected)}\n"
+        f"  found (the checkpoint):      {_shorten(saved)}\n"
+        "Pass another checkpoint_dir, or delete this one to start over"
+    )
+
+
+def _shorten(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[: limit - 5] + " ..."
 
 
 def _state_to_arrays(state: TrainState):
