@@ -104,6 +104,33 @@ def test_checkpoint_every_saves_where_a_callback_stops_and_resumes_from_there(tm
     jax.tree.map(np.testing.assert_array_equal, uninterrupted.params, resumed.params)
 
 
+def test_rerun_of_an_early_stopped_run_stays_stopped(tmp_path):
+    x = _digits()
+    ckpt = tmp_path / "ckpt"
+
+    def run():
+        return _fit(
+            x,
+            10,
+            checkpoint_dir=ckpt,
+            eval_fn=lambda params: {"v": 1.0},  # never improves: stops after epoch 1
+            callbacks=[jaxae.EarlyStopping("v", patience=0)],
+        )
+
+    first = run()
+    assert len(first.history) == 2 and first.stopped_early.startswith("early stopping")
+    again = run()  # the same command once more: nothing further to train
+    assert len(again.history) == 2 and again.resumed_epochs == 2
+    assert "already reached before this call" in again.stopped_early
+    jax.tree.map(np.testing.assert_array_equal, first.params, again.params)
+    # A larger patience is a new question: training goes on from the checkpoint.
+    longer = _fit(
+        x, 10, checkpoint_dir=ckpt, eval_fn=lambda params: {"v": 1.0},
+        callbacks=[jaxae.EarlyStopping("v", patience=2)],
+    )  # fmt: skip
+    assert len(longer.history) == 4 and longer.stopped_early.startswith("early stopping")
+
+
 @pytest.mark.parametrize("value", [0, -1, 1.5])
 def test_checkpoint_every_must_be_a_positive_int(value, tmp_path):
     with pytest.raises((ValueError, TypeError), match="checkpoint_every"):

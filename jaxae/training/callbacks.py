@@ -8,7 +8,9 @@ not); the string is the reason, kept in ``FitResult.stopped_early``.
 A plain function ``(epoch, row, state) -> str | None`` works as a callback too.
 
 On a resumed run (``checkpoint_dir``), ``on_train_begin`` receives the restored history, so
-``EarlyStopping`` picks up its count and ``CSVLogger`` rewrites the rows so far.
+``EarlyStopping`` picks up its count and ``CSVLogger`` rewrites the rows so far; a callback that
+had already stopped that run returns its reason there, and ``fit`` trains no further (a rerun of
+an early-stopped command returns the same result).
 
 Writers write only on process 0 of a multi-host run.
 """
@@ -46,8 +48,11 @@ Row = dict[str, Any]
 class Callback:
     """Base class: override what you need; every hook is optional."""
 
-    def on_train_begin(self, *, first_epoch: int, epochs: int, history: list[Row]) -> None:
-        """Before the first epoch of this call (``history``: rows restored from a checkpoint)."""
+    def on_train_begin(self, *, first_epoch: int, epochs: int, history: list[Row]) -> str | None:
+        """Before the first epoch of this call (``history``: rows restored from a checkpoint);
+        return a reason (a string) to train no further, e.g. when ``history`` shows that this
+        callback had already stopped the run."""
+        return None
 
     def on_epoch_end(self, epoch: int, row: Row, state: TrainState) -> str | None:
         """After each epoch; return a reason (a string) to stop training after this epoch."""
@@ -124,8 +129,12 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, *, first_epoch, epochs, history):
         self.best, self.best_epoch, self.wait = None, None, 0
+        reason = None
         for row in history:
-            self._update(int(row["epoch"]), row)
+            reason = self._update(int(row["epoch"]), row) or reason
+        if reason is not None:  # a resumed run that this callback had stopped: it stays stopped
+            return f"{reason}; already reached before this call (restored history)"
+        return None
 
     def on_epoch_end(self, epoch, row, state):
         return self._update(epoch, row)

@@ -280,7 +280,8 @@ def fit(
       callbacks: :class:`jaxae.training.Callback` objects (``EarlyStopping``,
         ``WallTimeLimit``, ``CSVLogger``, ``TensorBoardLogger``) or functions ``(epoch, row,
         state) -> str | None``, called on the host after each epoch; a returned string stops
-        training after that epoch and becomes ``FitResult.stopped_early``.
+        training after that epoch and becomes ``FitResult.stopped_early``. A resumed run that
+        ``EarlyStopping`` had stopped stays stopped (``on_train_begin`` returns the reason).
       remainder: what to do with the ``n % batch_size`` examples left over each epoch: "drop"
         (a different random subset is dropped each epoch), "keep" (one extra, smaller step; one
         extra compilation) or "error".
@@ -422,11 +423,17 @@ def fit(
                 )
             first_epoch = done + 1
 
+        reasons = []
         for hook in hooks:
-            hook.on_train_begin(first_epoch=first_epoch, epochs=epochs, history=list(history))
+            reasons.append(
+                hook.on_train_begin(first_epoch=first_epoch, epochs=epochs, history=list(history))
+            )
             began.append(hook)
+        reasons = [r for r in reasons if r]
+        if reasons:  # a resumed run that a callback had already stopped: nothing to train
+            stopped_early = "; ".join(reasons)
         bar = tqdm(
-            range(first_epoch, epochs),
+            range(first_epoch, first_epoch if reasons else epochs),
             desc=desc,
             disable=not progress,
             initial=first_epoch,
