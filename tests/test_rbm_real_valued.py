@@ -157,13 +157,17 @@ def test_nrelu_cd_positive_phase_is_the_step_sigmoid_mean_and_long_cd_is_close()
     assert chains.shape == (8, 4) and np.isfinite(np.asarray(g.w)).all()
 
 
-def test_nrelu_ais_matches_enumeration():
+@pytest.mark.parametrize("scale", [0.3, 0.8])
+def test_nrelu_ais_matches_enumeration(scale):
     spec = RBMSpec(8, 3, hidden="nrelu")
-    params = random_params(3, spec, scale=0.3)
-    exact = rbm.exact_log_partition(params, spec=spec)
-    estimate, _ = rbm.ais_log_partition(params, jax.random.key(0), spec=spec, num_betas=2000)
-    # AIS moves with NReLU sampling: close to, not exactly, the step-sigmoid model's log Z.
-    assert abs(float(estimate) - float(exact)) < 0.15
+    params = random_params(3, spec, scale=scale)
+    exact = float(rbm.exact_log_partition(params, spec=spec))
+    estimate, stats = rbm.ais_log_partition(params, jax.random.key(0), spec=spec, num_betas=2000)
+    # AIS samples the step-sigmoid units exactly (a count of independent copies), so the exact
+    # log Z is inside its ±3σ bracket; with Nair & Hinton's Gaussian approximation it was 0.44
+    # nats low at scale 0.8, outside the bracket, and more steps did not help.
+    assert float(stats["log_z_lower"]) <= exact <= float(stats["log_z_upper"])
+    assert abs(float(estimate) - exact) < 0.05
 
 
 # ------------------------------------------------------------------------------------------------
