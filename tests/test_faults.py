@@ -178,6 +178,12 @@ def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(how, tmp_
     assert (ckpt / "damaged_epoch_2").is_dir()
     np.testing.assert_array_equal(resumed.params["w"], uninterrupted.params["w"])
     assert [row["epoch"] for row in resumed.history] == [0, 1, 2]
+    if how == "flip":  # damaged again: moved beside the first one, not left in place
+        _damage(ckpt / "2", how)
+        with pytest.warns(RuntimeWarning, match=r"moved aside to .*damaged_epoch_2\.1"):
+            again = _fit(3, ckpt)
+        assert (ckpt / "damaged_epoch_2").is_dir() and (ckpt / "damaged_epoch_2.1").is_dir()
+        np.testing.assert_array_equal(again.params["w"], uninterrupted.params["w"])
 
 
 def test_no_intact_checkpoint_is_refused_naming_each(tmp_path):

@@ -188,7 +188,7 @@ class Checkpointer:
                 raise
             except Exception as error:  # noqa: BLE001 - any failure to read is damage
                 reason = f"{type(error).__name__}: {_first_line(error)}"
-                aside = os.path.join(self.directory, f"damaged_epoch_{epoch}")
+                aside = _free_path(os.path.join(self.directory, f"damaged_epoch_{epoch}"))
                 try:
                     os.replace(path, aside)
                 except OSError:
@@ -234,6 +234,16 @@ class _DamagedError(Exception):
 
 class _TreeMismatchError(ValueError):
     """A checkpoint of another model or optimizer."""
+
+
+def _free_path(path: str) -> str:
+    """``path``, or ``path.1``, ``path.2``, ... when taken (a checkpoint damaged again after an
+    earlier one of the same epoch was moved aside)."""
+    candidate, n = path, 0
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = f"{path}.{n}"
+    return candidate
 
 
 def _first_line(error: BaseException) -> str:
