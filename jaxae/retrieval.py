@@ -935,6 +935,35 @@ def _host_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _check_scoring(
+    query_labels: np.ndarray,
+    database_labels: np.ndarray,
+    n_queries: int,
+    n_database: int,
+    recall_levels: Sequence[float],
+    ks: Sequence[int],
+    batch_size: int,
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The scoring arguments shared by the evaluations, checked: ``(levels, ks)``. A query whose
+    label no database item has would score NaN and drop silently out of every mean: refused."""
+    check_array(query_labels, "query_labels", rank=1, last_dim=n_queries)
+    check_array(database_labels, "database_labels", rank=1, last_dim=n_database)
+    check_positive_int(batch_size, "batch_size")
+    missing = np.setdiff1d(query_labels, database_labels)
+    if missing.size:
+        raise ValueError(
+            f"query_labels: labels {missing[:10].tolist()} never occur in database_labels, so "
+            "those queries have no relevant item"
+        )
+    levels = np.asarray(recall_levels, np.float32)
+    check_array(levels, "recall_levels", rank=1, value_range=(1e-12, 1.0))
+    for k in ks:
+        check_positive_int(k, "ks")
+        if k > n_database:
+            raise ValueError(f"ks: expected cut-offs <= the database size {n_database}, got {k}")
+    return levels, tuple(int(k) for k in ks)
+
+
 def evaluate_retrieval(
     queries: ArrayLike,
     database: ArrayLike,
@@ -967,27 +996,11 @@ def evaluate_retrieval(
     queries, database = np.asarray(queries), np.asarray(database)
     query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
     _check_pair(queries, database, "queries", "database")
-    check_array(query_labels, "query_labels", rank=1, last_dim=queries.shape[0])
-    check_array(database_labels, "database_labels", rank=1, last_dim=database.shape[0])
-    check_positive_int(batch_size, "batch_size")
     if metric not in _METRICS:
         raise ValueError(f"metric: expected one of {', '.join(_METRICS)}, got {metric!r}")
-    missing = np.setdiff1d(query_labels, database_labels)
-    if missing.size:
-        raise ValueError(
-            f"query_labels: labels {missing[:10].tolist()} never occur in database_labels, so "
-            "those queries have no relevant item"
-        )
-    levels = np.asarray(recall_levels, np.float32)
-    check_array(levels, "recall_levels", rank=1, value_range=(1e-12, 1.0))
-    ks = tuple(ks)
-    for k in ks:
-        check_positive_int(k, "ks")
-        if k > database.shape[0]:
-            raise ValueError(
-                f"ks: expected cut-offs <= the database size {database.shape[0]}, got {k}"
-            )
-    ks = tuple(int(k) for k in ks)
+    levels, ks = _check_scoring(
+        query_labels, database_labels, len(queries), len(database), recall_levels, ks, batch_size
+    )
     db = jnp.asarray(database)
     parts = []
     labels_batches = _query_batches(query_labels[:, None], batch_size)
@@ -1041,12 +1054,9 @@ def evaluate_two_stage(
     _check_words(db_short, db_long, "database_short", "database_long")
     _check_two_stage(short_bits, shortlist, 1, len(db_short))
     query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
-    check_array(query_labels, "query_labels", rank=1, last_dim=q_short.shape[0])
-    check_array(database_labels, "database_labels", rank=1, last_dim=db_short.shape[0])
-    check_positive_int(batch_size, "batch_size")
-    levels = np.asarray(recall_levels, np.float32)
-    check_array(levels, "recall_levels", rank=1, value_range=(1e-12, 1.0))
-    ks = tuple(int(k) for k in ks)
+    levels, ks = _check_scoring(
+        query_labels, database_labels, len(q_short), len(db_short), recall_levels, ks, batch_size
+    )
     dbs, dbl = jnp.asarray(db_short), jnp.asarray(db_long)
     parts = []
     batches = (_query_batches(a, batch_size) for a in (q_short, q_long, query_labels[:, None]))

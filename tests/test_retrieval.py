@@ -487,6 +487,15 @@ def test_evaluate_two_stage_scores_the_reference_ranking():
         scores.precision_at_k, hits[:, [k - 1 for k in ks]] / np.array(ks), rtol=1e-6
     )
     assert scores.precision_at_recall.shape == (7, 3)
+    # A query whose label no database item has would score NaN and vanish from every mean.
+    with pytest.raises(ValueError, match=r"query_labels: labels \[9\] never occur"):
+        retrieval.evaluate_two_stage(
+            *words, np.where(q_labels == 3, 9, q_labels), labels, short_bits=6, shortlist=50
+        )
+    with pytest.raises(ValueError, match="ks: expected cut-offs <= the database size 300"):
+        retrieval.evaluate_two_stage(
+            *words, q_labels, labels, short_bits=6, shortlist=50, ks=(400,)
+        )
 
 
 def test_shortlist_rerank_checks_its_sizes_and_dtypes():
