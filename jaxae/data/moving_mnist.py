@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import io
 import os
 import pathlib
 import re
@@ -333,7 +334,8 @@ def cached_sequences(path: str | os.PathLike, build) -> np.ndarray:
     """The uint8 array at ``path`` if its sha256 matches ``path.sha256``; else built and cached.
 
     A file whose checksum does not match (or has none) raises ``DataFileError`` and is left for
-    the user to delete: it is never silently used or replaced.
+    the user to delete: it is never silently used or replaced. The checksum is written before the
+    array, so a process killed in between leaves no array, and the next call builds it again.
 
     Args:
       path: the ``.npy`` file.
@@ -353,9 +355,12 @@ def cached_sequences(path: str | os.PathLike, build) -> np.ndarray:
             )
         return np.load(path, allow_pickle=False)
     array = build()
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    raw = buffer.getvalue()
+    atomic_write_text(sidecar, f"{hashlib.sha256(raw).hexdigest()}  {path.name}\n")
     with atomic_open(path, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-    atomic_write_text(sidecar, f"{_sha256(path)}  {path.name}\n")
+        f.write(raw)
     return array
 
 

