@@ -3,8 +3,12 @@
 Each run writes ``experiments/results/<experiment>.json``: a list of rows, each with exactly the
 keys in :data:`ROW_KEYS`. A run replaces only the rows of its own mode and models, so a quick run
 never overwrites a full run's numbers, and a full run of some models (``--set models=iwae50``)
-keeps the full-run rows of the others. ``python -m jaxae.results`` regenerates
-``experiments/RESULTS.md`` from those files; nobody types numbers into it.
+keeps the full-run rows of the others. A full run's test rows that stand beside a paper's
+number are never dropped when a later run of the same model replaces them: they stay, with mode
+``"superseded"``, so the record shows every test score a setting was chosen after, not only the
+last (RESULTS.md lists them, and the headline names them beside the row it shows).
+``python -m jaxae.results`` regenerates ``experiments/RESULTS.md`` from those files; nobody
+types numbers into it.
 
 RESULTS.md opens with a headline table: the full-run, test-split rows with a ``paper_value``,
 ours beside the paper's, and whether we met it (:func:`compare_to_papers`, in the direction
@@ -65,7 +69,8 @@ ROW_KEYS = (
     "command",
 )
 """The keys of a result row, in the order RESULTS.md shows them."""
-MODES = ("quick", "full")
+RUN_MODES = ("quick", "full")  # what a run writes
+MODES = (*RUN_MODES, "superseded")  # a full run's paper-compared test row, replaced since
 
 
 def hardware_description() -> str:
@@ -121,8 +126,8 @@ def make_row(
     command: str | None = None,
 ) -> dict[str, Any]:
     """One result row with every key of :data:`ROW_KEYS`, checked."""
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    if mode not in RUN_MODES:
+        raise ValueError(f"mode: expected one of {RUN_MODES}, got {mode!r}")
     value = float(value)
     if not math.isfinite(value):  # NaN or inf: strict JSON has no such numbers
         raise ValueError(f"value: expected a finite number for {model}/{metric}, got {value}")
@@ -184,7 +189,9 @@ def write_results(
 
     Rows already there are kept unless they share both mode and model with a new row: a quick run
     replaces quick rows only, a full run full rows only, and a run that reports some models leaves
-    the rows of the others (and the command that produced them) in place.
+    the rows of the others (and the command that produced them) in place. A replaced full-run row
+    on the test split with a ``paper_value`` is kept as ``mode="superseded"`` (unless the new run
+    is the same command with the same value: the same result written again).
     """
     rows = [dict(row) for row in rows]
     if not rows:
@@ -192,6 +199,8 @@ def write_results(
     modes = {row["mode"] for row in rows}
     for i, row in enumerate(rows):
         _check_row(row, f"rows[{i}]")
+        if row["mode"] not in RUN_MODES:
+            raise ValueError(f"rows[{i}]: a run writes mode {RUN_MODES}, got {row['mode']!r}")
         if row["experiment"] != experiment:
             raise ValueError(f"rows[{i}]: experiment {row['experiment']!r} != {experiment!r}")
     if len(modes) != 1:
@@ -201,7 +210,19 @@ def write_results(
     # Two runs of one experiment (say VAE and IWAE side by side) may finish together: the lock
     # makes their read-modify-writes take turns, so neither drops the other's rows.
     with _exclusive_lock(path):
-        kept = [row for row in read_results(path) if (row["mode"], row["model"]) not in replaced]
+        new = {(r["model"], r["metric"], r["split"]): r for r in rows}
+        kept = []
+        for row in read_results(path):
+            if (row["mode"], row["model"]) not in replaced:
+                kept.append(row)
+            elif _is_paper_test_row(row):
+                again = new.get((row["model"], row["metric"], row["split"]))
+                same = again is not None and (again["command"], again["value"]) == (
+                    row["command"],
+                    row["value"],
+                )
+                if not same:
+                    kept.append({**row, "mode": "superseded"})
         try:
             text = json.dumps(kept + rows, indent=1, allow_nan=False)
         except ValueError as error:
@@ -241,6 +262,9 @@ def _format_number(value: float | None) -> str:
 # Whole words (or phrases) of a metric's name that say which way is better. A metric matching
 # neither list, or both, is refused: a new metric needs a decision, not a guess.
 _LOWER_IS_BETTER_WORDS = ("error", "nll", "nats", "cross-entropy", "loss", "excess")
+_NEGATED = re.compile(
+    r"(negative\s+|(?<![\w-])-\s*)(log[- ]?likelihood|likelihood|elbo|iwae bound|bound)"
+)
 _HIGHER_IS_BETTER_WORDS = (
     "precision",
     "recall",
@@ -263,7 +287,8 @@ def _words_in(metric: str, words: tuple[str, ...]) -> list[str]:
 def lower_is_better(metric: str) -> bool:
     """Whether a smaller value of ``metric`` is the better result, decided from its name.
 
-    Lower: error (also ``classification error (%)``), NLL, nats, cross-entropy, loss, excess.
+    Lower: error (also ``classification error (%)``), NLL, nats, cross-entropy, loss, excess,
+    and a negated higher-is-better quantity (``negative log-likelihood``, ``-ELBO``).
     Higher: precision, recall, mAP, accuracy, AUC, cosine (``cos``), likelihood, ELBO.
 
     Args:
@@ -276,8 +301,12 @@ def lower_is_better(metric: str) -> bool:
       ValueError: if the name matches neither list, or both (``"-ELBO (nats)"``): the headline
         would otherwise give a verdict in a direction nobody chose.
     """
-    lower = _words_in(metric, _LOWER_IS_BETTER_WORDS)
-    higher = _words_in(metric, _HIGHER_IS_BETTER_WORDS)
+    # A negated quantity ("negative log-likelihood", "-ELBO") is lower-is-better: the negation
+    # counts as a lower word and its quantity is taken out of the higher ones.
+    negated = _NEGATED.findall(metric.lower())
+    text = _NEGATED.sub(" ", metric.lower())
+    lower = _words_in(text, _LOWER_IS_BETTER_WORDS) + [f"negated {q}" for _, q in negated]
+    higher = _words_in(text, _HIGHER_IS_BETTER_WORDS)
     if bool(lower) == bool(higher):
         found = f"both {lower} (lower) and {higher} (higher)" if lower else "none of the words"
         raise ValueError(
@@ -286,6 +315,11 @@ def lower_is_better(metric: str) -> bool:
             f"{_HIGHER_IS_BETTER_WORDS} (higher), or extend those lists in jaxae/results.py"
         )
     return bool(lower)
+
+
+def _is_paper_test_row(row: Mapping[str, Any]) -> bool:
+    """A full run's row on the test split that stands beside a paper's number (or a target)."""
+    return row["mode"] == "full" and row["paper_value"] is not None and _is_test_split(row["split"])
 
 
 def _is_test_split(split: str) -> bool:
@@ -338,7 +372,9 @@ def render_markdown(results_dir: str | os.PathLike) -> str:
         "",
         "Generated by `python -m jaxae.results` from `experiments/results/*.json`; do not edit.",
         "Full runs are the reproductions; quick runs are CI smoke runs on subsets and are "
-        "never comparable to the paper.",
+        "never comparable to the paper. Superseded runs are earlier full runs' test rows beside "
+        "a paper number, replaced by a later run of the same model: kept, so that every test "
+        "score a setting was chosen after stays on record.",
         "",
     ]
     experiments = [(path.stem, read_results(path)) for path in sorted(results_dir.glob("*.json"))]
@@ -347,7 +383,7 @@ def render_markdown(results_dir: str | os.PathLike) -> str:
         if not rows:
             continue
         lines += [f"## {name}", ""]
-        for mode in ("full", "quick"):
+        for mode in ("full", "superseded", "quick"):
             commands = dict.fromkeys(row["command"] for row in rows if row["mode"] == mode)
             for command in commands:
                 run_rows = [r for r in rows if r["mode"] == mode and r["command"] == command]
@@ -424,7 +460,8 @@ def _headline(experiments: list[tuple[str, list[Mapping[str, Any]]]]) -> list[st
         "paper's or better (lower error, NLL, nats; higher precision, mAP). The paper links go "
         "to the experiment's tables, where the source (table, page) of each number is; our own "
         "targets (`target:` sources) are there too, not here. Budget: the run's wall time, "
-        "hardware and its `--set` overrides of the script's defaults.",
+        "hardware and its `--set` overrides of the script's defaults, and the test scores of "
+        "earlier runs of the same model that a later run replaced (superseded runs).",
         "",
     ]
     if not compared:
@@ -436,9 +473,23 @@ def _headline(experiments: list[tuple[str, list[Mapping[str, Any]]]]) -> list[st
         _HEADLINE_HEADER,
         "|" + "---|" * 7,
     ]
+    earlier: dict[tuple[str, str, float, bool], list[Mapping[str, Any]]] = {}
+    for _, rows in experiments:
+        for row in rows:
+            if row["mode"] == "superseded" and "target:" not in row["paper_source"].lower():
+                earlier.setdefault(_paper_result(row), []).append(row)
     for name, row, met, runs in compared:
         metric = row["metric"] if row["split"] == "test" else f"{row['metric']}, {row['split']}"
         budget = _budget(row) + (f" (the largest of {runs} runs)" if runs > 1 else "")
+        replaced = sorted(earlier.get(_paper_result(row), []), key=lambda r: r["date"])
+        if replaced:
+            values = ", ".join(
+                f"{_format_number(r['value'])} ("
+                + ("" if r["split"] == "test" else f"{r['split']}, ")
+                + f"{r['date']})"
+                for r in replaced
+            )
+            budget += f"; earlier test runs, since replaced: {values}"
         lines.append(
             f"| [{_cell(_paper_short_name(row))}](#{name}) | {_cell(row['model'])} "
             f"| {_cell(metric)} | {_format_number(row['paper_value'])} "

@@ -39,7 +39,38 @@ def test_quick_run_never_overwrites_full_rows(tmp_path):
     assert [(r["mode"], r["value"]) for r in rows] == [("full", 1.0), ("quick", 6.0)]
     results.write_results("exp", [_row("full", 0.5)], tmp_path)
     rows = results.read_results(tmp_path / "exp.json")
-    assert sorted((r["mode"], r["value"]) for r in rows) == [("full", 0.5), ("quick", 6.0)]
+    assert sorted((r["mode"], r["value"]) for r in rows) == [
+        ("full", 0.5),
+        ("quick", 6.0),
+        ("superseded", 1.0),  # the earlier test score beside the paper's stays on record
+    ]
+
+
+def test_replaced_test_scores_stay_on_record_and_in_the_headline(tmp_path):
+    def row(value, command="python experiments/exp.py", **kwargs):
+        return dict(_row("full", value, model="CAE"), command=command, **kwargs)
+
+    results.write_results("exp", [row(1.43, date="2026-11-23")], tmp_path)
+    results.write_results("exp", [row(1.37, "python experiments/exp.py --set lr=3e-3")], tmp_path)
+    results.write_results("exp", [row(1.37, "python experiments/exp.py --set lr=3e-3")], tmp_path)
+    # Not kept: rows off the test split, without a paper number, or of quick runs.
+    plain = dict(_row("full", 7.0, model="AE"), metric="training wall time (s)", paper_value=None)
+    results.write_results("exp", [plain], tmp_path)
+    results.write_results("exp", [dict(plain, value=8.0)], tmp_path)
+    rows = results.read_results(tmp_path / "exp.json")
+    assert sorted((r["mode"], r["metric"], r["value"]) for r in rows) == [
+        ("full", "error", 1.37),
+        ("full", "training wall time (s)", 8.0),
+        ("superseded", "error", 1.43),  # once: the same command and value again is no new score
+    ]
+    text = results.render_markdown(tmp_path)
+    (line,) = _headline_lines(text)
+    cells = _cells(line)
+    assert cells[4] == "1.37" and "earlier test runs, since replaced: 1.43 (2026-11-23)" in cells[6]
+    assert "**superseded run** — `python experiments/exp.py`" in text
+    assert "**1 of 1 paper results met.**" in text  # a superseded row is never counted
+    with pytest.raises(ValueError, match="a run writes mode"):
+        results.write_results("exp", [dict(row(1.0), mode="superseded")], tmp_path)
 
 
 def test_render_markdown_lists_ours_and_paper_side_by_side(tmp_path):
@@ -143,7 +174,11 @@ def test_a_run_of_some_models_keeps_the_other_models_rows_and_their_command(tmp_
     rerun = dict(_row("full", 0.5, model="iwae5"), command="python vae.py --set models=iwae5")
     results.write_results("exp", [rerun], tmp_path)
     rows = results.read_results(tmp_path / "exp.json")
-    assert sorted((r["model"], r["value"]) for r in rows) == [("iwae5", 0.5), ("vae", 1.0)]
+    assert sorted((r["mode"], r["model"], r["value"]) for r in rows) == [
+        ("full", "iwae5", 0.5),
+        ("full", "vae", 1.0),
+        ("superseded", "iwae5", 2.0),
+    ]
     text = results.render_markdown(tmp_path).split("## exp")[1]  # the per-run tables
     assert "**full run** — `python vae.py`" in text
     assert "**full run** — `python vae.py --set models=iwae5`" in text
@@ -221,6 +256,10 @@ def test_inf_is_never_written_as_nonstandard_json(tmp_path):
         ("AUC", False),
         ("min principal-angle cosine vs PCA-30", False),
         ("min |cos| recovered vs PCA direction", False),
+        ("-ELBO (nats)", True),  # a negated higher-is-better quantity
+        ("test -ELBO", True),
+        ("negative log-likelihood", True),
+        ("log-likelihood", False),
     ],
 )
 def test_lower_is_better_reads_the_direction_from_the_metric_name(metric, lower):
@@ -232,7 +271,7 @@ def test_lower_is_better_reads_the_direction_from_the_metric_name(metric, lower)
     [
         ("active units (of 50)", "none of the words"),
         ("terror index", "none of the words"),  # a whole word, not a substring
-        ("-ELBO (nats)", r"both \['nats'\] \(lower\) and \['elbo'\] \(higher\)"),
+        ("NLL and mAP", r"both \['nll'\] \(lower\) and \['map'\] \(higher\)"),
     ],
 )
 def test_lower_is_better_refuses_a_metric_it_cannot_classify(metric, found):
