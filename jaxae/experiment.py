@@ -31,6 +31,8 @@ import json
 import logging
 import os
 import pathlib
+import shlex
+import sys
 import time
 import types
 import typing
@@ -121,13 +123,17 @@ def parse(
 
     Returns:
       ``(args, config)``: ``config`` is ``quick`` under ``--quick``, else ``config``, with the
-      ``--set`` overrides applied. ``args.experiments_dir`` is the script's folder.
+      ``--set`` overrides applied. ``args.experiments_dir`` is the script's folder;
+      ``args.command`` the command the result rows record (``argv`` as given, so a ``main([...])``
+      called from a notebook or a test records its own arguments, not the caller's).
     """
     first_line = (description or "").strip().splitlines()[:1]
     args = parse_args(
         first_line[0] if first_line else "", argv, validation=validation, parser=parser
     )
     args.experiments_dir = str(pathlib.Path(script).resolve().parent)
+    given = sys.argv[1:] if argv is None else list(argv)
+    args.command = "python " + shlex.join([os.path.relpath(script), *given])
     if args.results_dir is None:
         args.results_dir = str(pathlib.Path(args.experiments_dir) / "results")
     base = quick if args.quick and quick is not None else config
@@ -286,6 +292,7 @@ class Run:
     def __init__(self, name: str, args: argparse.Namespace, config: Any):
         self.name = name
         self.mode = "quick" if args.quick else "full"
+        self.command = getattr(args, "command", None)  # None: this process's command line
         self.seed = args.seed
         self.progress = not getattr(args, "no_progress", False)
         root = pathlib.Path(getattr(args, "experiments_dir", None) or "experiments")
@@ -377,6 +384,7 @@ class Run:
                 seed=self.seed,
                 wall_time_s=wall,
                 hardware=hardware,
+                command=self.command,
                 **row,
             )
             for row in self.rows

@@ -3,6 +3,7 @@ the opening of every main(argv), and the run record."""
 
 import dataclasses
 import functools
+import os
 import pathlib
 
 import jax
@@ -183,6 +184,15 @@ def _run_for(tmp_path):
         config=_Config(), quick=QUICK,
     )  # fmt: skip
     return experiment.Run("paper", args, config)
+
+
+def test_rows_record_the_arguments_main_was_given_not_the_callers(tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["pytest", "-k", "something"])  # the calling process
+    run = _run_for(tmp_path)
+    run.record("model", "error", 1.5)
+    (row,) = results.read_results(run.finish())
+    script = os.path.relpath(tmp_path / "paper.py")
+    assert row["command"] == f"python {script} --quick --out {tmp_path / 'out'}"
 
 
 def test_record_best_epoch_records_the_first_lowest_epoch_on_validation_only(tmp_path):
