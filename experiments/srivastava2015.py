@@ -43,7 +43,9 @@ not of the same data).
         --set checkpoint_dir=experiments/runs/srivastava2015/ckpt    # 256 units, 19 min
     python experiments/srivastava2015.py --set features=512 --set steps=4686 \
         --set checkpoint_dir=experiments/runs/srivastava2015_512/ckpt  # recorded run, 37 min
-    python experiments/srivastava2015.py --set features=2048 --set steps=20304   # paper size
+    python experiments/srivastava2015.py --set features=2048,2048 \
+        --set conditional_future=true --set steps=20304 \
+        --set checkpoint_dir=experiments/runs/srivastava2015_paper/ckpt  # the paper's best model
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class Config:
     num_digits: int = 2
     num_input: int = 10
     num_future: int = 10
-    features: tuple[int, ...] = (256,)  # the paper: (2048,)
+    features: tuple[int, ...] = (256,)  # the paper's best model: (2048, 2048)
     conditional_future: bool = False
     batch_size: int = 16  # sequences per step
     steps: int = 5000
