@@ -12,8 +12,12 @@ that knows it runs on one shard of the batch, with collectives over a named mesh
   leaves take the maximum), so the replicas stay equal;
 * the parameters are marked device-varying (``lax.pcast``) before differentiation, so each device
   computes the gradient of its own shard's mean loss, and ``lax.pmean`` averages gradients and
-  metrics over the axis: with equal shards this is exactly the gradient of the global batch mean,
-  and every device applies the same Optax update to its replica;
+  metrics over the axis: with equal shards this is exactly the gradient of the global batch mean
+  of a loss that is a mean of per-example terms, and every device applies the same Optax update
+  to its replica. A loss with batch statistics (BatchNorm in train mode) is not such a mean: each
+  device normalises by its own shard's statistics (unsynchronised BatchNorm, as in the Flax
+  examples), so its gradient and the averaged running variance (which leaves out the variance
+  between shards) differ from a one-device run on the same global batch;
 * randomness, two choices:
 
   - per-device streams (default): device ``d`` of a ``D``-device axis draws from
