@@ -76,12 +76,16 @@ def _fix_signs(rows: Array) -> Array:
 
 def pca_encode(pca: PCA, x: ArrayLike) -> Array:
     """``[n, features] -> [n, k]`` coordinates along the principal directions."""
-    return (jnp.asarray(x) - pca.mean[None, :]) @ pca.components.T
+    x = jnp.asarray(x)
+    check_array(x, "x", rank=2, last_dim=int(pca.components.shape[1]))
+    return (x - pca.mean[None, :]) @ pca.components.T
 
 
 def pca_decode(pca: PCA, z: ArrayLike) -> Array:
     """``[n, k] -> [n, features]`` reconstruction from principal coordinates."""
-    return jnp.asarray(z) @ pca.components + pca.mean[None, :]
+    z = jnp.asarray(z)
+    check_array(z, "z", rank=2, last_dim=int(pca.components.shape[0]))
+    return z @ pca.components + pca.mean[None, :]
 
 
 def principal_angle_cosines(a: ArrayLike, b: ArrayLike) -> Array:

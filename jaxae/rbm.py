@@ -285,16 +285,19 @@ def _nan_unless_valid_visible(tree, v, spec: RBMSpec):
 
 
 def _nan_rows_unless_valid_visible(value: Array, v, spec: RBMSpec) -> Array:
-    """Under tracing: ``value`` (``[batch]`` or a scalar for one ``v``) with NaN for every example
-    whose ``v`` leaves its unit type's range, as the losses do under ``jit``, so a traced free
-    energy is never a wrong finite number (and :func:`jaxae.fit` names the check)."""
+    """Under tracing: ``value`` (``[batch]`` or a scalar for one ``v``, or ``[batch, n]`` /
+    ``[n]`` of per-example vectors) with NaN for every example whose ``v`` leaves its unit type's
+    range, as the losses do under ``jit``, so a traced free energy or hidden mean is never a wrong
+    finite number (and :func:`jaxae.fit` names the check)."""
     if _is_concrete(v) or spec.visible in _GAUSSIAN_VISIBLE:
         return value
     if spec.visible == "bernoulli":
         ok = (v >= 0) & (v <= 1)
     else:
         ok = (v >= 0) & (v == jnp.round(v))
-    return jnp.where(jnp.all(ok, axis=-1), value, jnp.nan)
+    ok = jnp.all(ok, axis=-1)
+    ok = ok.reshape(ok.shape + (1,) * (jnp.ndim(value) - ok.ndim))  # per-example vectors
+    return jnp.where(ok, value, jnp.nan)
 
 
 def _check_counts(values: np.ndarray, name: str, what: str) -> None:
@@ -796,7 +799,8 @@ def hidden_mean(params: RBMParams, v: ArrayLike, *, spec: RBMSpec) -> Array:
     """
     _check_params(params, spec)
     _check_visible(v, spec, "v")
-    return _hidden_mean_from_input(_hidden_input(params, _as_float(v, params), spec), spec)
+    mean = _hidden_mean_from_input(_hidden_input(params, _as_float(v, params), spec), spec)
+    return _nan_rows_unless_valid_visible(mean, v, spec)
 
 
 def sample_hidden(params: RBMParams, v: ArrayLike, key: PRNGKey, *, spec: RBMSpec) -> Array:
@@ -815,7 +819,7 @@ def sample_hidden(params: RBMParams, v: ArrayLike, key: PRNGKey, *, spec: RBMSpe
     _check_params(params, spec)
     _check_visible(v, spec, "v")
     x = _hidden_input(params, _as_float(v, params), spec)
-    return _sample_hidden_from_input(x, key, spec)
+    return _nan_rows_unless_valid_visible(_sample_hidden_from_input(x, key, spec), v, spec)
 
 
 def visible_mean(

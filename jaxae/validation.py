@@ -89,8 +89,10 @@ def eight_bit_hint(lo: float, hi: float, high: float) -> str:
 def _rank_hint(x, name: str, ranks: tuple[int, ...], last_dim: int | None) -> str:
     """What the usual mistakes behind a wrong rank look like, as a hint for the message."""
     shape = tuple(x.shape)
-    if x.ndim == 1 and 2 in ranks and np.issubdtype(x.dtype, np.integer):
+    if x.ndim == 1 and 2 in ranks and np.issubdtype(x.dtype, np.signedinteger):
         return f"; integer labels? {name} is the data (the inputs), not the labels"
+    if x.ndim == 3 and 4 in ranks and last_dim is None:  # [batch, H, W, C] expected
+        return f"; no channel axis? add it: {name}[..., None] (a single image: {name}[None])"
     if x.ndim + 1 in ranks and x.ndim >= 1 and (last_dim is None or shape[-1] == last_dim):
         return f"; a single example? add the batch axis: {name}[None]"
     if x.ndim > max(ranks) and last_dim is not None and int(np.prod(shape[1:])) == last_dim:
@@ -119,6 +121,23 @@ def check_positive_int(value: int, name: str) -> None:
     """Raises ``ValueError`` unless ``value`` is an integer ≥ 1."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+
+
+def positive_ints(values, name: str, *, min_len: int = 1, what: str = "positive ints") -> tuple:
+    """``values`` as a tuple of Python ints (NumPy integers converted, as ``np.prod(shape)``
+    gives), or ``ValueError`` naming ``name``: a non-sequence, fewer than ``min_len`` values, or
+    a value that is not an integer ≥ 1 (bools and floats refused)."""
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise ValueError(
+            f"{name}: expected a tuple of at least {min_len} {what}, got {values!r}"
+        ) from None
+    if len(values) < min_len or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in values
+    ):
+        raise ValueError(f"{name}: expected at least {min_len} {what}, got {values}")
+    return tuple(int(v) for v in values)
 
 
 def check_real(value, name: str) -> None:

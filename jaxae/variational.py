@@ -558,11 +558,16 @@ def sample_binary(key: PRNGKey, x: ArrayLike) -> Array:
       x: ``[batch, ...]`` pixel probabilities in [0, 1].
 
     Returns:
-      ``[batch, ...]`` float array of 0s and 1s, the dtype of ``x``.
+      ``[batch, ...]`` float array of 0s and 1s, the dtype of ``x``. Under ``jit`` (where values
+      cannot be checked) a value of ``x`` outside [0, 1] gives NaN, not a constant 0 or 1, so a
+      loss of it is NaN and :func:`jaxae.fit` names the range check.
     """
     x = jnp.asarray(x)
     check_array(x, "x", floating=True, value_range=(0.0, 1.0))
-    return jax.random.bernoulli(key, x).astype(x.dtype)
+    sample = jax.random.bernoulli(key, x).astype(x.dtype)
+    if isinstance(x, jax.core.Tracer):
+        sample = jnp.where((x >= 0) & (x <= 1), sample, jnp.nan)
+    return sample
 
 
 def variational_loss(

@@ -1,30 +1,33 @@
 """The next mistakes a researcher makes with an autoencoder library, each failing clearly
 (issue 16, item 4).
 
-48 mistakes in all, each tried against the public API:
+52 mistakes in all, each tried against the public API:
 
-- 42 are refused with a ``ValueError``/``TypeError`` (or :class:`jaxae.InvalidDataError`) naming
+- 46 are refused with a ``ValueError``/``TypeError`` (or :class:`jaxae.InvalidDataError`) naming
   the argument, what was expected and what came, raised before XLA (eagerly, or while the step
   is traced): ``test_mistake_is_named``. Of these, 17 already failed clearly and are unchanged;
   12 failed clearly but now also say the likely cause and the fix (marked "hint": integer
   labels as data, 8-bit images, a single unbatched example, unflattened images or frames,
-  time-major sequences, a missing channel axis, which arrays of a dict differ in length); 13
+  time-major sequences, a missing channel axis, which arrays of a dict differ in length); 17
   were fixed (marked "fixed"): an error from deep inside JAX or Python (a Python list, a
   generator, a loss without ``key``, a Linen loss without ``model_state``, integer parameters,
   a model or an uncalled ``init`` as ``params``, a callback class, ``remainder="keep"`` with a
   batch larger than the data, MLP parameters given to a VAE), a misleading hint (a schedule as
-  ``optimizer``), or no error at all (a VAE's parameters of another size, NaN codes in
-  retrieval).
-- 6 are accepted on purpose and must work (``test_accepted``): a legacy ``PRNGKey``, float64
-  data (trained in float32, JAX's default precision; with ``jax_enable_x64`` it stays float64 —
-  converting is what every JAX function does with NumPy's default dtype, and a warning would
-  fire on most NumPy-made data), a learning-rate schedule inside an optimizer, a mesh of one
-  device, ``checkpoint_dir`` as a ``pathlib.Path``, and an overcomplete code (wider than the
-  input: the denoising and k-sparse autoencoders use one).
+  ``optimizer``, a ConvVAE's missing channel axis, one packed query), or no error at all (a
+  VAE's parameters of another size, NaN codes in retrieval, 8-bit images to a dynamically
+  binarised VAE loss, PCA inputs of the wrong width).
+- 7 are accepted on purpose and must work (``test_accepted`` and two more): a legacy
+  ``PRNGKey``, float64 data (trained in float32, JAX's default precision; with
+  ``jax_enable_x64`` it stays float64 — converting is what every JAX function does with NumPy's
+  default dtype, and a warning would fire on most NumPy-made data), a learning-rate schedule
+  inside an optimizer, a mesh of one device, ``checkpoint_dir`` as a ``pathlib.Path``, an
+  overcomplete code (wider than the input: the denoising and k-sparse autoencoders use one), and
+  NumPy integers as layer sizes (``np.prod(x.shape[1:])``).
 Besides (item 2 of the issue, not counted above), NaN and out-of-range values:
-  :func:`jaxae.gaussian_log_likelihood` and :func:`jaxae.rbm.free_energy` raise eagerly, give NaN
-  (never a wrong finite number) under ``jit``, and inside ``fit`` NaN data is refused before
-  training and out-of-range data is an ``InvalidDataError`` naming the check.
+  :func:`jaxae.gaussian_log_likelihood`, :func:`jaxae.rbm.free_energy` and
+  :func:`jaxae.rbm.hidden_mean` raise eagerly, give NaN (never a wrong finite number) under
+  ``jit``, and inside ``fit`` NaN data is refused before training and out-of-range data is an
+  ``InvalidDataError`` naming the check.
 """
 
 import functools
@@ -75,6 +78,13 @@ def _vae():
 def _lstm():
     model = jaxae.LSTMSequenceModel(input_dim=4, features=(3,), num_input=2, num_future=2)
     return model, model.init(_KEY)
+
+
+def _conv_vae():
+    return jaxae.ConvVAE(latent_size=2, image_shape=(8, 8, 1), features=(4,), hidden=8)
+
+
+_WORDS = np.arange(6, dtype=np.uint32).reshape(3, 2)  # three packed 64-bit codes
 
 
 def _conv():
@@ -291,6 +301,35 @@ MISTAKES = [
         r"got shape \(2, 8, 8\); no channel axis\? add it: x\[\.\.\., None\]",
     ),
     (
+        "fixed: grey images without a channel axis to a ConvVAE (it said: add the batch axis)",
+        lambda: _conv_vae().posterior(_conv_vae().init(_KEY), jnp.zeros((2, 8, 8))),
+        ValueError,
+        r"got shape \(2, 8, 8\); no channel axis\? add it: x\[\.\.\., None\]",
+    ),
+    (
+        "fixed: 8-bit images to a VAE's dynamically binarised loss inside fit (it trained)",
+        lambda: _fit(
+            params=_vae().init(_KEY),
+            data=_X * 255,
+            loss_fn=jaxae.variational_loss(_vae()),
+            has_aux=True,
+        ),
+        jaxae.InvalidDataError,
+        r"x: expected values in \[0\.0, 1\.0\].*divide them by 255",
+    ),
+    (
+        "fixed: PCA inputs of the wrong width (it broadcast them)",
+        lambda: jaxae.pca_encode(jaxae.fit_pca(_X, 2), _X[:, :1]),
+        ValueError,
+        r"x: expected last dimension 4, got shape \(16, 1\)",
+    ),
+    (
+        "fixed: one packed query to hamming_distance (it said: integer labels)",
+        lambda: jaxae.retrieval.hamming_distance(_WORDS[0], _WORDS),
+        ValueError,
+        r"query_words: expected rank 2.*a single example\? add the batch axis",
+    ),
+    (
         "hint: a single image to a conv model",
         lambda: _conv().init(_KEY, jnp.zeros((8, 8, 1))),
         ValueError,
@@ -366,7 +405,7 @@ def test_mistake_is_named(call, error, words):
 def test_the_count_in_the_docstring():
     fixed = [m for m in MISTAKES if m[0].startswith("fixed:")]
     hints = [m for m in MISTAKES if m[0].startswith("hint:")]
-    assert (len(MISTAKES), len(fixed), len(hints), len(ACCEPTED) + 2) == (42, 13, 12, 6)
+    assert (len(MISTAKES), len(fixed), len(hints), len(ACCEPTED) + 3) == (46, 17, 12, 7)
 
 
 ACCEPTED = {
@@ -392,6 +431,19 @@ def test_accepted_pathlib_checkpoint_dir_resumes(tmp_path):
     assert isinstance(directory, pathlib.Path)
     _fit(checkpoint_dir=directory, epochs=1)
     assert len(_fit(checkpoint_dir=directory, epochs=2).history) == 2
+
+
+def test_accepted_numpy_integer_sizes():
+    n = np.prod(np.zeros((1, 2, 2)).shape[1:])  # np.int64(4), as shapes give sizes
+    two = jaxae.TwoStochasticLayerVAE(n, (n,), 3, (n,), 2)
+    for model, sizes in (
+        (jaxae.MLPAutoencoder((n, 2)), lambda m: m.sizes),
+        (jaxae.MLPVAE((n, 3, 2)), lambda m: m.sizes),
+        (two, lambda m: (m.input_size, *m.hidden_1, *m.hidden_2)),
+    ):
+        params = model.init(_KEY)
+        assert model.decode(params, model.encode(params, _X)).shape == (16, 4)
+        assert all(type(v) is int for v in sizes(model))  # converted: hashable, JSON-able
 
 
 def test_accepted_overcomplete_code_and_legacy_key_in_init():
@@ -436,6 +488,12 @@ def test_free_energy_out_of_range_or_nan_is_nan_under_jit_never_a_wrong_number(v
     for fn in (rbm.reconstruction_error, functools.partial(rbm.log_likelihood, log_z=0.0)):
         out = jax.jit(functools.partial(fn, spec=spec))(params, v)
         assert np.isfinite(out[0]) and np.isnan(out[1])
+    # The hidden layer of an invalid example: NaN too (it fed a stack's next layer before).
+    for h in (
+        jax.jit(functools.partial(rbm.hidden_mean, spec=spec))(params, v),
+        jax.jit(functools.partial(rbm.sample_hidden, spec=spec))(params, v, _KEY),
+    ):
+        assert h.shape == (3, 3) and np.all(np.isfinite(h[0])) and np.all(np.isnan(h[1:]))
 
 
 def test_gaussian_free_energy_nan_is_nan_under_jit():

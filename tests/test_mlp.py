@@ -77,7 +77,7 @@ def test_untie_preserves_the_function():
 def test_bad_configuration_and_inputs():
     with pytest.raises(ValueError, match="activation: expected one of"):
         MLPAutoencoder((4, 2), activation="swish")
-    with pytest.raises(ValueError, match="sizes: expected at least two positive ints"):
+    with pytest.raises(ValueError, match="sizes: expected at least 2 positive ints"):
         MLPAutoencoder((4,))
     model = MLPAutoencoder((4, 2))
     params = model.init(jax.random.key(0))

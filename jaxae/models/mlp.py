@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
-from jaxae.validation import check_array
+from jaxae.validation import check_array, positive_ints
 
 __all__ = ["ACTIVATIONS", "MLPAutoencoder", "untie"]
 
@@ -55,12 +55,7 @@ class MLPAutoencoder:
     tied: bool = False
 
     def __post_init__(self):
-        sizes = tuple(self.sizes)
-        object.__setattr__(self, "sizes", sizes)
-        if len(sizes) < 2 or any(
-            isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes
-        ):
-            raise ValueError(f"sizes: expected at least two positive ints, got {sizes}")
+        object.__setattr__(self, "sizes", positive_ints(self.sizes, "sizes", min_len=2))
         _check_activation(self.activation, "activation")
         _check_activation(self.code_activation, "code_activation")
         _check_activation(self.output_activation, "output_activation")

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 
 from jaxae.models.mlp import ACTIVATIONS
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
-from jaxae.validation import check_array, check_positive_int, check_tree_shapes
+from jaxae.validation import check_array, check_positive_int, check_tree_shapes, positive_ints
 from jaxae.variational import diagonal_gaussian_log_density, standard_normal_log_density
 
 __all__ = ["ConvVAE", "MLPVAE", "TwoStochasticLayerVAE"]
@@ -94,12 +94,7 @@ class MLPVAE:
     activation: str = "tanh"
 
     def __post_init__(self):
-        sizes = tuple(self.sizes)
-        object.__setattr__(self, "sizes", sizes)
-        if len(sizes) < 2 or any(
-            isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes
-        ):
-            raise ValueError(f"sizes: expected at least two positive ints, got {sizes}")
+        object.__setattr__(self, "sizes", positive_ints(self.sizes, "sizes", min_len=2))
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation: expected one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
@@ -372,15 +367,12 @@ class TwoStochasticLayerVAE:
     def __post_init__(self):
         for name in ("input_size", "first_latent_size", "latent_size"):
             check_positive_int(getattr(self, name), name)
+            object.__setattr__(self, name, int(getattr(self, name)))
         for name in ("hidden_1", "hidden_2"):
-            widths = tuple(getattr(self, name))
+            widths = positive_ints(
+                getattr(self, name), name, what="positive ints (a non-empty tuple)"
+            )
             object.__setattr__(self, name, widths)
-            if not widths or any(
-                isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths
-            ):
-                raise ValueError(
-                    f"{name}: expected a non-empty tuple of positive ints, got {widths}"
-                )
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation: expected one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
