@@ -234,19 +234,6 @@ def _two_layer_exact_log_likelihood(params, x, half_width=9.0, points=801):
     return np.log(np.exp(joint - top).sum(axis=(1, 2)) * step * step) + top[:, 0, 0]
 
 
-def test_two_stochastic_layer_default_is_burda_architecture(key):
-    model = TwoStochasticLayerVAE()
-    shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(model.init, key))
-    assert [layer["w"] for layer in shapes["q_h1"]["hidden"]] == [(784, 100), (100, 100)]
-    assert shapes["q_h1"]["mean"]["w"] == shapes["q_h1"]["log_variance"]["w"] == (100, 100)
-    assert [layer["w"] for layer in shapes["q_h2"]["hidden"]] == [(100, 50), (50, 50)]
-    assert shapes["q_h2"]["mean"]["w"] == (50, 50)
-    assert [layer["w"] for layer in shapes["p_h1"]["hidden"]] == [(50, 50), (50, 50)]
-    assert shapes["p_h1"]["mean"]["w"] == shapes["p_h1"]["log_variance"]["w"] == (50, 100)
-    assert [layer["w"] for layer in shapes["p_x"]["hidden"]] == [(100, 100), (100, 100)]
-    assert shapes["p_x"]["logits"]["w"] == (100, 784)
-
-
 def test_two_stochastic_layers_bounds_against_quadrature(key, two_params):
     x = jnp.array([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
     exact = _two_layer_exact_log_likelihood(two_params, x)
