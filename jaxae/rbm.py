@@ -430,12 +430,18 @@ def _ssu_log_sum(x: Array) -> Array:
     and are summed in closed form; the ``2·24 + 1`` copies from ``i0`` on are summed exactly;
     the rest contribute ``< e^{-23}`` in all.
     """
-    i0 = jnp.maximum(1.0, jnp.floor(x + 0.5) - _SSU_WINDOW)
+    i0, u = _ssu_window(x)
     below = i0 - 1.0  # copies summed in closed form: Σ_{i<i0} (x + ½ - i)
     linear = below * (x + 0.5) - 0.5 * below * i0
-    offsets = jnp.arange(2 * _SSU_WINDOW + 1, dtype=x.dtype)
-    u = jnp.expand_dims(x + 0.5 - i0, -1) - _bias(offsets, x.shape)
     return linear + jnp.sum(jax.nn.softplus(u), axis=-1)
+
+
+def _ssu_window(x: Array) -> tuple[Array, Array]:
+    """``(i0, u)``: the first copy ``i0`` of the ``2·24 + 1`` around ``x`` (those below are on to
+    float precision) and the window's inputs ``u = x - i + ½``, ``[..., 49]``."""
+    i0 = jnp.maximum(1.0, jnp.floor(x + 0.5) - _SSU_WINDOW)
+    offsets = jnp.arange(2 * _SSU_WINDOW + 1, dtype=x.dtype)
+    return i0, jnp.expand_dims(x + 0.5 - i0, -1) - _bias(offsets, x.shape)
 
 
 def _log_qpochhammer(n: Array) -> Array:
@@ -469,9 +475,7 @@ def _sample_hidden_exact(x: Array, key: PRNGKey, spec: RBMSpec) -> Array:
     """
     if spec.hidden != "nrelu":
         return _sample_hidden_from_input(x, key, spec)
-    i0 = jnp.maximum(1.0, jnp.floor(x + 0.5) - _SSU_WINDOW)
-    offsets = jnp.arange(2 * _SSU_WINDOW + 1, dtype=x.dtype)
-    logits = jnp.expand_dims(x + 0.5 - i0, -1) - _bias(offsets, x.shape)
+    i0, logits = _ssu_window(x)
     on = jax.random.bernoulli(key, jax.nn.sigmoid(logits))
     return (i0 - 1.0) + jnp.sum(on, axis=-1).astype(x.dtype)
 
