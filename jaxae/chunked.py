@@ -1,8 +1,10 @@
 """One way to apply a function to a whole dataset in memory-sized chunks.
 
 Every "encode the training set", "propagate data up an RBM stack" or "score the test set" in
-jaxae goes through :func:`chunked_map`: the full chunks run in one jitted ``lax.map`` (one
-compilation for any dataset size), the ``n % chunk_size`` rows left over in one more call.
+jaxae goes through :func:`chunked_map`: the full chunks run in one jitted ``lax.map``, the
+``n % chunk_size`` rows left over in one more call. Each call compiles once per dataset shape
+(its number of full chunks and its remainder), so the training set, the test set and every
+repeat on either (each epoch's evaluation) cost one compilation each.
 """
 
 from __future__ import annotations

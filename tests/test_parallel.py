@@ -271,6 +271,10 @@ def check_eight(args: dict) -> dict:
         "finite": bool(np.all(np.isfinite(np.asarray(chains.state.aux)))),
         "chains_moved": _max_diff(chains.state.aux, x[:64]),
     }
+    # An estimator whose new state does not depend on the old one (chains reset to a constant)
+    # hands the scan a device-invariant carry: fit makes it per-device again.
+    reset = fit_reset_chains(x[:256], devices=8)
+    res["pcd"]["reset_aux"] = float(np.asarray(reset.state.aux).mean())
 
     lap("pcd")
 
@@ -466,6 +470,7 @@ def test_pcd_chains_are_split_over_devices(eight):
     p = eight["pcd"]
     assert p["aux_sharding"] == "P('data',)" and p["aux_devices"] == 8
     assert p["finite"] and p["chains_moved"] > 0.1
+    assert 0.2 < p["reset_aux"] < 0.8  # redrawn chains, trained through on 8 devices
 
 
 @pytest.mark.parametrize("devices", [1, 4])
@@ -567,6 +572,27 @@ def _denoising_loss(params, batch, key):
     keep = jax.random.bernoulli(key, 0.8, batch.shape)
     logits = AE.reconstruct(params, jnp.where(keep, batch, 0.0), logits=True)
     return jaxae.sigmoid_cross_entropy(logits, batch).mean()
+
+
+def fit_reset_chains(x, **kwargs):
+    """A stateful ``grad_fn`` whose new ``aux`` ignores the old one: redrawn from the key."""
+
+    def redraw(params, chains, batch, key):
+        chains = jax.random.bernoulli(key, 0.5, chains.shape).astype(jnp.float32)
+        return {"w": batch.mean(0) - chains.mean(0)}, chains, {}
+
+    return jaxae.fit(
+        {"w": jnp.zeros(x.shape[1])}, x, grad_fn=redraw, aux=jnp.zeros((8, x.shape[1])),
+        optimizer=optax.sgd(0.1), key=jax.random.key(0), epochs=1, batch_size=BATCH,
+        progress=False, **kwargs,
+    )  # fmt: skip
+
+
+def test_an_aux_redrawn_from_the_key_trains_on_a_one_device_mesh_as_without_one():
+    x = _digits(256)
+    plain, meshed = fit_reset_chains(x), fit_reset_chains(x, devices=1)
+    assert _max_diff(meshed.params, plain.params) == 0.0
+    assert _max_diff(meshed.state.aux, plain.state.aux) == 0.0
 
 
 def test_one_device_mesh_reproduces_plain_fit_with_noise():

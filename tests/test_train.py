@@ -477,3 +477,95 @@ def test_tensorboard_logger_writes_scalars(tmp_path):
         tags += [(v.tag, event.step) for v in event.summary.value]
         raw = raw[16 + length :]
     assert ("loss", 0) in tags and ("loss", 1) in tags and ("time_s", 1) in tags
+
+
+# --------------------------------------------------------------------------- misuse, named
+
+
+def _linear_fit(x, **kwargs):
+    kwargs.setdefault("loss_fn", lambda p, b, k: jnp.mean((b.astype(jnp.float32) @ p["w"]) ** 2))
+    kwargs.setdefault("epochs", 2)
+    return jaxae.fit(
+        {"w": jnp.zeros(x.shape[1])}, x, optimizer=optax.sgd(1e-2), key=jax.random.key(0),
+        batch_size=16, progress=False, **kwargs,
+    )  # fmt: skip
+
+
+def test_eval_names_that_would_overwrite_the_training_row_are_refused():
+    x = np.ones((64, 4), np.float32)
+    with pytest.raises(ValueError, match=r"eval_fn: the names \['loss'\] are taken.*val_loss"):
+        _linear_fit(x, eval_fn=lambda p: {"loss": 1.0})
+    with pytest.raises(ValueError, match=r"eval_fn: the names \['epoch', 'time_s'\] are taken"):
+        _linear_fit(x, eval_fn=lambda p: {"epoch": 1.0, "time_s": 2.0})
+    history = _linear_fit(x, eval_fn=lambda p: {"val_loss": 1.0}).history
+    assert [sorted(row) for row in history] == [["epoch", "loss", "time_s", "val_loss"]] * 2
+
+
+def test_a_callback_returning_true_stops_with_a_named_reason_and_junk_is_refused():
+    x = np.ones((64, 4), np.float32)
+
+    def small_loss(epoch, row, state):
+        return row["loss"] < 10
+
+    result = _linear_fit(x, epochs=5, callbacks=[small_loss])
+    assert (
+        len(result.history) == 1 and result.stopped_early == "the callback small_loss asked to stop"
+    )
+    with pytest.raises(TypeError, match="on_epoch_end returned int 1; expected a reason"):
+        _linear_fit(x, callbacks=[lambda epoch, row, state: 1])
+
+
+def test_early_stopping_never_takes_a_nan_as_its_best():
+    x = np.ones((64, 4), np.float32)
+    values = iter([float("nan"), 5.0, 4.0, 3.0, 2.0, 1.0])
+    result = _linear_fit(
+        x, epochs=6, eval_fn=lambda p: {"val": next(values)},
+        callbacks=[jaxae.training.EarlyStopping("val", patience=1)],
+    )  # fmt: skip
+    assert result.stopped_early is None and len(result.history) == 6
+    stop = jaxae.training.EarlyStopping("val", patience=0)
+    assert "no value yet, only NaN" in stop.on_epoch_end(0, {"val": float("nan")}, None)
+
+
+def test_state_arguments_that_the_loss_would_never_see_are_refused():
+    x = np.ones((64, 4), np.float32)
+    with pytest.raises(ValueError, match="aux: the state of a grad_fn estimator.*model_state="):
+        _linear_fit(x, aux=jnp.ones(3))
+
+    def grads(p, batch, key):
+        return {"w": jnp.zeros(4)}, {}
+
+    with pytest.raises(ValueError, match="has_aux: only for a loss_fn"):
+        _linear_fit(x, loss_fn=None, grad_fn=grads, has_aux=True)
+
+    def loss_with_state(p, state, batch, key):  # metrics not a (state, metrics) pair
+        loss = jnp.mean((batch @ p["w"]) ** 2)
+        return loss, (state, loss)
+
+    with pytest.raises(TypeError, match="loss_fn: expected metrics as a dict, got"):
+        _linear_fit(x, loss_fn=loss_with_state, has_aux=True, model_state={"m": jnp.zeros(())})
+
+
+def test_the_kept_remainder_batch_draws_from_its_own_key():
+    x = np.random.default_rng(0).standard_normal((40, 4)).astype(np.float32)  # 16 + 16 + 8
+    keys = []
+
+    def loss_fn(p, batch, key):
+        jax.debug.callback(lambda k: keys.append(np.asarray(k).tobytes()), jax.random.key_data(key))
+        return jnp.mean((batch @ p["w"]) ** 2)
+
+    _linear_fit(x, loss_fn=loss_fn, epochs=1, remainder="keep")
+    assert len(keys) == 3
+    step_one = jax.random.wrap_key_data(np.frombuffer(keys[1], np.uint32))
+    drawn_by_step_one = {
+        np.asarray(jax.random.key_data(k)).tobytes() for k in jax.random.split(step_one)
+    }
+    assert keys[2] not in drawn_by_step_one and len(set(keys)) == 3
+
+
+def test_bfloat16_data_is_floating_and_its_nan_is_refused_before_training():
+    x = np.ones((64, 4), jnp.bfloat16)
+    assert np.isfinite(jaxae.squared_error(jnp.asarray(x), jnp.asarray(x))).all()
+    x[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"data: expected finite values"):
+        _linear_fit(x)

@@ -55,7 +55,8 @@ class Callback:
         return None
 
     def on_epoch_end(self, epoch: int, row: Row, state: TrainState) -> str | None:
-        """After each epoch; return a reason (a string) to stop training after this epoch."""
+        """After each epoch; return a reason (a string, or ``True``) to stop training after
+        this epoch."""
         return None
 
     def on_train_end(self, *, history: list[Row], stopped_early: str | None) -> None:
@@ -71,7 +72,8 @@ class _FunctionCallback(Callback):
 
 
 def as_callback(callback: Callback | Callable) -> Callback:
-    """``callback`` itself, or a plain function ``(epoch, row, state) -> str | None`` wrapped."""
+    """``callback`` itself, or a plain function ``(epoch, row, state) -> str | bool | None``
+    wrapped (a string or ``True`` stops training after the epoch)."""
     if isinstance(callback, Callback):
         return callback
     if callable(callback):
@@ -116,14 +118,23 @@ class EarlyStopping(Callback):
             return None
         value = float(row[self.monitor])
         sign = 1.0 if self.mode == "min" else -1.0
-        if self.best is None or sign * (self.best - value) > self.min_delta:
+        # A NaN (an undefined metric) never becomes the best: it would compare worse than every
+        # later value. It counts as an epoch without improvement.
+        if not math.isnan(value) and (
+            self.best is None or sign * (self.best - value) > self.min_delta
+        ):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             return None
         self.wait += 1
         if self.wait > self.patience:
+            best = (
+                "no value yet, only NaN"
+                if self.best is None
+                else f"best {self.best:.6g} at epoch {self.best_epoch}"
+            )
             return (
                 f"early stopping: {self.monitor} did not improve by more than {self.min_delta:g} "
-                f"for {self.wait} epochs (best {self.best:.6g} at epoch {self.best_epoch})"
+                f"for {self.wait} epochs ({best})"
             )
         return None
 
@@ -144,7 +155,7 @@ class WallTimeLimit(Callback):
     """Stops after the first epoch that ends more than ``seconds`` after this ``fit`` call began."""
 
     def __init__(self, seconds: float):
-        check_real(seconds, "seconds")
+        check_real(seconds, "seconds", finite=False)  # inf: no limit
         if not seconds > 0:
             raise ValueError(f"seconds: expected a positive number, got {seconds}")
         self.seconds = float(seconds)

@@ -223,7 +223,7 @@ def _check_finite_data(data) -> None:
             finite = not jnp.issubdtype(x.dtype, jnp.inexact) or bool(_all_finite_jit(x))
         else:
             x = np.asarray(x)
-            finite = not np.issubdtype(x.dtype, np.inexact) or bool(np.all(np.isfinite(x)))
+            finite = not jnp.issubdtype(x.dtype, jnp.inexact) or bool(np.all(np.isfinite(x)))
         if not finite:
             name = "data" + jax.tree_util.keystr(path)
             raise ValueError(f"{name}: expected finite values, found NaN/inf entries")
@@ -359,6 +359,13 @@ def fit(
     for name, fn in (("loss_fn", loss_fn), ("grad_fn", grad_fn), ("eval_fn", eval_fn)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{name}: expected a function, got {type(fn).__name__}")
+    if aux is not None and grad_fn is None and model_state is None:  # both: refused below
+        raise ValueError(
+            "aux: the state of a grad_fn estimator (e.g. persistent chains); a loss_fn never "
+            "sees it — a loss with mutable state (BatchNorm statistics) takes model_state="
+        )
+    if has_aux and grad_fn is not None:
+        raise ValueError("has_aux: only for a loss_fn; a grad_fn returns its metrics itself")
     middle = ("model_state",) if model_state is not None else ()
     if grad_fn is not None and aux is not None:
         middle = ("aux",)
@@ -425,10 +432,11 @@ def fit(
 
         reasons = []
         for hook in hooks:
-            reasons.append(
-                hook.on_train_begin(first_epoch=first_epoch, epochs=epochs, history=list(history))
+            said = hook.on_train_begin(
+                first_epoch=first_epoch, epochs=epochs, history=list(history)
             )
             began.append(hook)
+            reasons.append(_stop_reason(hook, said, "on_train_begin"))
         reasons = [r for r in reasons if r]
         if reasons:  # a resumed run that a callback had already stopped: nothing to train
             stopped_early = "; ".join(reasons)
@@ -442,7 +450,9 @@ def fit(
         )
         for epoch in bar:
             start = time.perf_counter()
-            shuffle_key, steps_key = jax.random.split(jax.random.fold_in(key, epoch))
+            # The remainder="keep" batch gets its own branch: a key derived from the steps'
+            # keys would repeat bits a step's loss draws.
+            shuffle_key, steps_key, rest_key = jax.random.split(jax.random.fold_in(key, epoch), 3)
             indices = batch_indices(shuffle_key, num_examples, batch_size, remainder=remainder)
             rest = None
             if remainder == "keep":
@@ -451,11 +461,11 @@ def fit(
             state, metrics, bad_step = run_epoch(runner, state, data, indices, steps_key, loop=loop)
             if rest is not None and rest.shape[0] > 0 and bad_step < 0:
                 state, rest_metrics, bad_step = run_epoch(
-                    runner, state, data, rest[None], jax.random.fold_in(steps_key, 1), loop=loop
+                    runner, state, data, rest[None], rest_key, loop=loop
                 )
                 metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, rest_metrics)
             row = {"epoch": epoch}
-            row.update(_epoch_means(metrics))
+            row.update(_checked_names(_epoch_means(metrics), row, "the step's metrics"))
             if bad_step >= 0:
                 history.append(row)
                 index = bad_step - int(start_state.step)
@@ -464,7 +474,7 @@ def fit(
                     step_key = jax.random.split(steps_key, indices.shape[0])[index]
                 else:  # the remainder="keep" batch
                     step_batch = rest
-                    step_key = jax.random.split(jax.random.fold_in(steps_key, 1), 1)[0]
+                    step_key = jax.random.split(rest_key, 1)[0]
                 rows = np.asarray(step_batch)
                 batch = jax.tree.map(lambda a, rows=rows: a[rows], data)
                 cause = _diagnose(fns, state, batch, step_key, with_state, stateful)
@@ -491,7 +501,7 @@ def fit(
                     if with_state
                     else eval_fn(state.params)
                 )
-                row.update(_eval_row(results))
+                row.update(_checked_names(_eval_row(results), row, "eval_fn"))
             row["time_s"] = time.perf_counter() - start
             history.append(row)
             if "loss" in row:
@@ -499,7 +509,10 @@ def fit(
             saved = (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs
             if checkpointer is not None and saved:
                 checkpointer.save(epoch, state, history)
-            reasons = [hook.on_epoch_end(epoch, dict(row), state) for hook in hooks]
+            reasons = [
+                _stop_reason(hook, hook.on_epoch_end(epoch, dict(row), state), "on_epoch_end")
+                for hook in hooks
+            ]
             reasons = [r for r in reasons if r]
             if reasons:
                 if checkpointer is not None and not saved:  # a stopped run resumes from here
@@ -516,6 +529,36 @@ def fit(
             hook.on_train_end(history=list(history), stopped_early=stopped_early)
     return FitResult(
         state=state, history=history, stopped_early=stopped_early, resumed_epochs=first_epoch
+    )
+
+
+def _checked_names(values: dict[str, float], row: dict, source: str) -> dict[str, float]:
+    """``values``, unless a name would overwrite one the history row already has (the training
+    ``loss`` by an eval ``loss``, the ``epoch``) or ``time_s``, which the loop writes."""
+    clash = sorted(set(values) & (set(row) | {"epoch", "time_s"}))
+    if clash:
+        raise ValueError(
+            f"{source}: the names {clash} are taken in the history row ({sorted(row)} and "
+            "'time_s'); rename them, e.g. 'val_loss'"
+        )
+    return values
+
+
+def _stop_reason(hook, said, method: str) -> str | None:
+    """A callback's answer as a stop reason: a string, ``True`` (named after the callback), or
+    nothing (``None``/``False``)."""
+    if said is None:
+        return None
+    if isinstance(said, (bool, np.bool_)):  # row["loss"] < 1e-3, in Python or NumPy
+        if not said:
+            return None
+        name = getattr(getattr(hook, "_fn", None), "__name__", None) or type(hook).__name__
+        return f"the callback {name} asked to stop"
+    if isinstance(said, str):
+        return said
+    raise TypeError(
+        f"callbacks: {method} returned {type(said).__name__} {said!r}; expected a reason to "
+        "stop (a str, or True) or None"
     )
 
 

@@ -299,6 +299,16 @@ def per_example_gradients(grad_fn: GradFn) -> GradFn:
 # The per-device step.
 
 
+def _varying_axes(x) -> frozenset:
+    """The mesh axes ``x`` varies over inside ``shard_map`` (where JAX keeps them: the type's
+    ``manual_axis_type.varying`` now, ``vma`` in earlier releases)."""
+    aval = jax.typeof(x)
+    manual = getattr(aval, "manual_axis_type", None)
+    if manual is not None:
+        return frozenset(manual.varying)
+    return frozenset(getattr(aval, "vma", ()))
+
+
 def _device_varying(tree, axis_name: str):
     """Marks replicated values as per-device, so that ``grad`` gives each device's own gradient.
 
@@ -308,7 +318,7 @@ def _device_varying(tree, axis_name: str):
     """
 
     def cast(x):
-        if axis_name in getattr(jax.typeof(x), "vma", frozenset()):
+        if axis_name in _varying_axes(x):
             return x
         return lax.pcast(x, axis_name, to="varying")
 
@@ -386,6 +396,9 @@ def data_parallel_gradients(
         def stateful_grads(params, aux, batch, key):
             params = _device_varying(params, axis_name)
             grads, aux, metrics = grad_fn(params, aux, batch, local_key(key))
+            # The carry goes in per-device; a new aux that no longer depends on the old one
+            # (chains redrawn from the key, a constant reset) must come out per-device too.
+            aux = _device_varying(aux, axis_name)
             return lax.pmean(grads, axis_name), aux, _pmean(metrics, axis_name)
 
         return stateful_grads

@@ -117,6 +117,13 @@ def _checked_loss_output(out, *, has_aux: bool, model_state: bool = False):
         _check_scalar_loss(out[0], has_aux, model_state)
         if has_aux and not model_state:
             _check_metrics(out[1], "loss_fn")
+        if has_aux and model_state:
+            if not isinstance(out[1], (tuple, list)) or len(out[1]) != 2:
+                raise TypeError(
+                    "loss_fn: expected (loss, (new_model_state, metrics)) (has_aux=True with "
+                    f"model_state), got (loss, {type(out[1]).__name__})"
+                )
+            _check_metrics(out[1][1], "loss_fn")
         return tuple(out)
     _check_scalar_loss(out, has_aux, model_state)
     return out
