@@ -88,7 +88,7 @@ import numpy as np
 from jax import lax
 
 from jaxae.typing import Array, ArrayLike, Metrics, PRNGKey
-from jaxae.validation import check_array, check_positive_int, eight_bit_hint
+from jaxae.validation import check_array, check_positive_int, eight_bit_hint, is_concrete
 
 __all__ = [
     "RBMSpec",
@@ -206,10 +206,6 @@ class GibbsSample(NamedTuple):
 # Input checks (plain Python, before the math; value checks skip tracers).
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _check_spec(spec) -> None:
     if not isinstance(spec, RBMSpec):
         raise TypeError(f"spec: expected an RBMSpec, got {type(spec).__name__}")
@@ -258,7 +254,7 @@ def _check_params(params, spec: RBMSpec) -> None:
 def _check_visible(v, spec: RBMSpec, name: str) -> None:
     """Rank, size, NaN and the value range of the visible layer's unit type."""
     check_array(v, name, rank=(1, 2), last_dim=spec.n_visible)
-    if not _is_concrete(v) or spec.visible in _GAUSSIAN_VISIBLE:
+    if not is_concrete(v) or spec.visible in _GAUSSIAN_VISIBLE:
         return
     values = np.asarray(v)
     lo, hi = float(values.min()), float(values.max())
@@ -275,7 +271,7 @@ def _nan_unless_valid_visible(tree, v, spec: RBMSpec):
     """Under tracing, where ``_check_visible`` cannot look at values: ``tree`` with NaN leaves
     when ``v`` leaves its unit type's range (Bernoulli [0, 1]; softmax non-negative integer
     counts), so :func:`jaxae.fit` stops (and names the check) instead of training on it."""
-    if _is_concrete(v) or spec.visible in _GAUSSIAN_VISIBLE:
+    if is_concrete(v) or spec.visible in _GAUSSIAN_VISIBLE:
         return tree
     if spec.visible == "bernoulli":
         ok = jnp.all((v >= 0) & (v <= 1))
@@ -289,7 +285,7 @@ def _nan_rows_unless_valid_visible(value: Array, v, spec: RBMSpec) -> Array:
     ``[n]`` of per-example vectors) with NaN for every example whose ``v`` leaves its unit type's
     range, as the losses do under ``jit``, so a traced free energy or hidden mean is never a wrong
     finite number (and :func:`jaxae.fit` names the check)."""
-    if _is_concrete(v) or spec.visible in _GAUSSIAN_VISIBLE:
+    if is_concrete(v) or spec.visible in _GAUSSIAN_VISIBLE:
         return value
     if spec.visible == "bernoulli":
         ok = (v >= 0) & (v <= 1)
@@ -314,7 +310,7 @@ def _check_counts(values: np.ndarray, name: str, what: str) -> None:
 
 def _check_hidden(h, spec: RBMSpec, name: str = "h", counts: bool = False) -> None:
     check_array(h, name, rank=(1, 2), last_dim=spec.n_hidden)
-    if spec.hidden == "nrelu" and _is_concrete(h):
+    if spec.hidden == "nrelu" and is_concrete(h):
         values = np.asarray(h)
         if counts:
             _check_counts(values, name, "counts of active copies for an nrelu hidden layer")
@@ -323,7 +319,7 @@ def _check_hidden(h, spec: RBMSpec, name: str = "h", counts: bool = False) -> No
                 f"{name}: expected non-negative values for an nrelu hidden layer, got a "
                 f"minimum of {values.min():g}"
             )
-    if spec.hidden == "bernoulli" and _is_concrete(h):
+    if spec.hidden == "bernoulli" and is_concrete(h):
         values = np.asarray(h)
         lo, hi = float(values.min()), float(values.max())
         if lo < 0.0 or hi > 1.0:
@@ -364,14 +360,14 @@ def _visible_total_counts(total_counts, spec: RBMSpec, batch_shape: tuple, dtype
             "total_counts: required for a softmax visible layer (the number of words D per "
             "document), got None"
         )
-    total_counts = jnp.asarray(total_counts) if _is_concrete(total_counts) else total_counts
+    total_counts = jnp.asarray(total_counts) if is_concrete(total_counts) else total_counts
     check_array(total_counts, "total_counts", rank=(0, len(batch_shape)), nonempty=False)
     if total_counts.ndim and tuple(total_counts.shape) != tuple(batch_shape):
         raise ValueError(
             f"total_counts: expected shape () or {tuple(batch_shape)}, got "
             f"{tuple(total_counts.shape)}"
         )
-    if _is_concrete(total_counts):
+    if is_concrete(total_counts):
         _check_counts(np.asarray(total_counts), "total_counts", "document lengths")
     return jnp.broadcast_to(jnp.asarray(total_counts, dtype), batch_shape)
 
@@ -704,28 +700,28 @@ def hidden_affine(params: RBMParams, *, spec: RBMSpec) -> tuple[Array, Array]:
     """``(w, b)`` with hidden input ``x = v @ w + b``: the encoder layer an unrolled RBM becomes.
 
     ``w = W / σ²[:, None]`` for ``"gaussian_learned_var"`` visible units (the variance folded
-    into the rows), ``W`` otherwise; ``b = b_hidden``. Apply the hidden type's deterministic
-    nonlinearity after it: sigmoid (``"bernoulli"``), identity (``"gaussian"``), ReLU
-    (``"nrelu"``), which is what ``hidden_mean`` computes. The decoder is ``(W^T, b_visible)``
-    for every non-softmax type (the mean of ``p(v | h)`` does not involve ``σ``).
+    into the rows); for ``"softmax"`` visible units (word counts), whose hidden input
+    ``v W + D b_hidden`` scales the bias by the document length ``D = Σ v``, ``w = W + 1 b^T``
+    and ``b = 0`` (the length scaling folded in, exact for every count vector); ``W`` and
+    ``b_hidden`` otherwise. Apply the hidden type's deterministic nonlinearity after it:
+    sigmoid (``"bernoulli"``), identity (``"gaussian"``), ReLU (``"nrelu"``), which is what
+    ``hidden_mean`` computes. The decoder is ``(W^T, b_visible)`` (the mean of ``p(v | h)``
+    does not involve ``σ``; a softmax layer's is the softmax of it).
 
     Args:
       params: the RBM's parameters.
-      spec: sizes and unit types (not ``"softmax"``: its bias scales with the document length).
+      spec: sizes and unit types.
 
     Returns:
       ``(w: [n_visible, n_hidden], b: [n_hidden])``.
     """
     _check_params(params, spec)
+    w, b = params.w, params.b_hidden
     if spec.visible == "softmax":
-        raise ValueError(
-            "spec: a softmax visible layer's hidden input v W + D b_hidden is not affine in a "
-            "fixed bias; fold the bias into the weights (w + b_hidden) instead"
-        )
-    w = params.w
+        return w + b[None, :], jnp.zeros_like(b)
     if spec.visible == "gaussian_learned_var":
         w = w * jnp.exp(-params.log_var)[:, None]
-    return w, params.b_hidden
+    return w, b
 
 
 def energy(params: RBMParams, v: ArrayLike, h: ArrayLike, *, spec: RBMSpec) -> Array:
@@ -1303,11 +1299,11 @@ def ais_log_partition(
             raise ValueError(f"num_betas: expected at least 2, got {num_betas}")
         betas = _default_betas(num_betas)
     else:
-        betas = np.asarray(betas) if _is_concrete(betas) else betas
+        betas = np.asarray(betas) if is_concrete(betas) else betas
         check_array(betas, "betas", rank=1)
         if betas.shape[0] < 2:
             raise ValueError(f"betas: expected at least 2 values, got shape {tuple(betas.shape)}")
-        if _is_concrete(betas):
+        if is_concrete(betas):
             values = np.asarray(betas, dtype=np.float64)
             if values[0] != 0.0 or values[-1] != 1.0 or np.any(np.diff(values) < 0):
                 raise ValueError(
@@ -1317,7 +1313,7 @@ def ais_log_partition(
     if base_visible_bias is None:
         base_visible_bias = params.b_visible
     else:
-        if _is_concrete(base_visible_bias):
+        if is_concrete(base_visible_bias):
             base_visible_bias = np.asarray(base_visible_bias)
         check_array(base_visible_bias, "base_visible_bias", rank=1, last_dim=spec.n_visible)
     d = _softmax_total_counts(total_counts, spec, dtype)
@@ -1353,7 +1349,7 @@ def log_likelihood(params: RBMParams, v: ArrayLike, log_z: ArrayLike, *, spec: R
     """
     _check_params(params, spec)
     _check_visible(v, spec, "v")
-    log_z = jnp.asarray(log_z) if _is_concrete(log_z) else log_z
+    log_z = jnp.asarray(log_z) if is_concrete(log_z) else log_z
     check_array(log_z, "log_z", rank=(0, v.ndim - 1))
     if log_z.ndim and tuple(log_z.shape) != tuple(v.shape[:-1]):
         raise ValueError(
@@ -1415,7 +1411,7 @@ def fit_standardization(x: ArrayLike, *, min_std: float = DEFAULT_MIN_STD) -> St
             f"{' ...' if constant.size > 10 else ''}); pass min_std > 0 to floor their std "
             "(they then standardise to 0)"
         )
-    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else np.float32
     return Standardization(jnp.asarray(mean, dtype), jnp.asarray(np.maximum(std, min_std), dtype))
 
 
@@ -1425,7 +1421,7 @@ def _check_standardization(x, stats, name: str) -> None:
     check_array(stats.mean, "stats.mean", rank=1)
     check_array(stats.std, "stats.std", rank=1, last_dim=stats.mean.shape[0])
     check_array(x, name, rank=(1, 2), last_dim=stats.mean.shape[0])
-    if _is_concrete(stats.std) and np.any(np.asarray(stats.std) <= 0):
+    if is_concrete(stats.std) and np.any(np.asarray(stats.std) <= 0):
         raise ValueError(
             f"stats.std: expected positive standard deviations, got a minimum of "
             f"{float(np.min(stats.std)):g}"

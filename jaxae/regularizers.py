@@ -22,7 +22,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxae.typing import Array, ArrayLike, Params
-from jaxae.validation import check_array, check_positive_int, check_probability, check_real
+from jaxae.validation import (
+    check_array,
+    check_positive_int,
+    check_probability,
+    check_real,
+    is_concrete,
+)
 
 __all__ = [
     "weight_decay",
@@ -108,9 +114,15 @@ def kl_sparsity_penalty(h: ArrayLike, *, target: float) -> Array:
     check_probability(target, "target", open_interval=True)
     _check_codes(h, value_range=(0.0, 1.0))
     rho = jnp.asarray(target, h.dtype)
-    rho_hat = jnp.clip(jnp.mean(h, axis=tuple(range(h.ndim - 1))), _KL_EPS, 1.0 - _KL_EPS)
+    mean = jnp.mean(h, axis=tuple(range(h.ndim - 1)))
+    # Clipped in value (a finite KL for a unit that is never on), not in gradient: a plain clip
+    # would give exactly such a dead unit no sparsity gradient at all.
+    rho_hat = mean + jax.lax.stop_gradient(jnp.clip(mean, _KL_EPS, 1.0 - _KL_EPS) - mean)
     kl = rho * jnp.log(rho / rho_hat) + (1 - rho) * jnp.log((1 - rho) / (1 - rho_hat))
-    return jnp.full(h.shape[:1], jnp.sum(kl), h.dtype)
+    # Under jit the range check above cannot raise: a batch with an activation outside [0, 1]
+    # (tanh or linear codes) gets a NaN penalty, not a wrong finite one.
+    in_range = jnp.all((h >= 0) & (h <= 1))
+    return jnp.full(h.shape[:1], jnp.where(in_range, jnp.sum(kl), jnp.nan), h.dtype)
 
 
 def l1_activity(h: ArrayLike) -> Array:
@@ -132,9 +144,17 @@ def l1_activity(h: ArrayLike) -> Array:
 
 
 def _check_k(k, name: str = "k") -> None:
-    if isinstance(k, jax.core.Tracer):  # a scheduled k under jit: checked where it was built
-        return
-    if isinstance(k, jax.Array) and k.ndim == 0:
+    # An array k (a schedule's value) must be an integer scalar, traced or not: a float one
+    # would be truncated eagerly and rounded under jit, keeping different numbers of units.
+    if hasattr(k, "dtype") or not is_concrete(k):
+        dtype = getattr(k, "dtype", None) or jnp.result_type(k)
+        if jnp.ndim(k) != 0 or not jnp.issubdtype(dtype, jnp.integer):
+            raise ValueError(
+                f"{name}: expected an integer scalar, got {dtype} of shape "
+                f"{jnp.shape(k)} (round a float schedule: jnp.round(k).astype(jnp.int32))"
+            )
+        if not is_concrete(k):  # a scheduled k under jit: checked where it was built
+            return
         k = int(k)
     check_positive_int(k, name)
 
@@ -174,11 +194,11 @@ def k_sparse(
     if alpha < 1:
         raise ValueError(f"alpha: expected a value >= 1, got {alpha}")
     n = h.shape[-1]
-    if not isinstance(k, jax.core.Tracer) and int(k) > n:
+    if is_concrete(k) and int(k) > n:
         raise ValueError(f"k: expected at most the layer's {n} units, got {int(k)}")
     if max_k is not None:
         check_positive_int(max_k, "max_k")
-    if isinstance(k, jax.core.Tracer):
+    if not is_concrete(k):
         kept = jnp.minimum(jnp.round(alpha * jnp.asarray(k, jnp.float32)), n).astype(jnp.int32)
         bound = n if max_k is None else min(round(alpha * max_k), n)
     else:
@@ -190,7 +210,7 @@ def k_sparse(
     mask = jnp.put_along_axis(
         jnp.zeros_like(h), index, jnp.broadcast_to(keep, index.shape), axis=-1, inplace=False
     )
-    if isinstance(k, jax.core.Tracer):
+    if not is_concrete(k):
         # A traced k cannot raise: a k outside [1, n_hidden] (or above max_k) makes the result NaN
         # rather than silently clamping it.
         limit = n if max_k is None else min(n, max_k)

@@ -43,7 +43,7 @@ import numpy as np
 
 from jaxae.losses import sigmoid_cross_entropy
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
-from jaxae.validation import check_array, check_positive_int
+from jaxae.validation import check_array, check_positive_int, is_concrete
 
 __all__ = [
     "HammingTable",
@@ -78,10 +78,6 @@ _WORD_BITS = 32
 _MAX_PROBES = 1 << 22  # addresses one Hamming-ball lookup may enumerate
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 # --------------------------------------------------------------------------- codes
 
 
@@ -93,6 +89,11 @@ def threshold_codes(x: ArrayLike, *, threshold: float = 0.5) -> Array:
     """
     x = jnp.asarray(x)
     check_array(x, "x", rank=2, finite=False)
+    if is_concrete(x) and bool(jnp.isnan(x).any()):  # NaN > t is False: a silent 0 bit
+        raise ValueError(
+            f"x: expected codes without NaN, found {int(jnp.isnan(x).sum())} NaN entries "
+            "(a diverged encoder?)"
+        )
     return (x > threshold).astype(jnp.uint8)
 
 
@@ -114,7 +115,7 @@ def _check_binary(codes, name: str) -> None:
     check_array(codes, name, rank=2, finite=False)
     if np.issubdtype(codes.dtype, jnp.complexfloating):
         raise TypeError(f"{name}: expected binary {{0, 1}} codes, got dtype {codes.dtype}")
-    if _is_concrete(codes):
+    if is_concrete(codes):
         values = np.asarray(codes)
         bad = (values != 0) & (values != 1)
         if bad.any():
@@ -140,7 +141,7 @@ def pack_bits(codes: ArrayLike) -> Array:
     Raises:
       ValueError: ``codes`` is not rank 2 or has a value other than 0 and 1.
     """
-    if _is_concrete(codes):
+    if is_concrete(codes):
         codes = np.asarray(codes)  # checked as given: float32 would show 0.7 as 0.699999988
     _check_binary(codes, "codes")
     return _pack(jnp.asarray(codes))
@@ -363,17 +364,39 @@ def rerank(
             f"[{candidates.min()}, {candidates.max()}]"
         )
     distances = _host_distances(query, database[candidates], metric=metric)
+    if not np.all(np.isfinite(distances)):  # from NaN/inf codes: they would rank arbitrarily
+        bad = candidates[~np.isfinite(distances)][:5].tolist()
+        raise ValueError(
+            f"query and database: expected finite codes, got non-finite distances to candidates "
+            f"{bad} (NaN or inf in the query or in those database rows)"
+        )
     return candidates[np.argsort(distances, kind="stable")].astype(np.int64)
 
 
 # --------------------------------------------------------------------------- two-stage search
 
 
-def _check_two_stage(short_bits: int, shortlist: int, k: int, n: int) -> None:
+def _check_two_stage(short_bits: int, shortlist: int, k: int, q_short, db_short) -> None:
+    """``k``, ``shortlist`` and ``short_bits`` against the packed short codes: a short code
+    with a set bit past ``short_bits`` would have distances the shortlist's count cannot hold."""
+    n = len(db_short)
     if not 1 <= k <= shortlist <= n:
         raise ValueError(f"expected 1 <= k ({k}) <= shortlist ({shortlist}) <= database ({n})")
-    if short_bits < 1:
-        raise ValueError(f"short_bits: expected >= 1, got {short_bits}")
+    check_positive_int(short_bits, "short_bits")
+    words = db_short.shape[1]
+    if not _WORD_BITS * (words - 1) < short_bits <= _WORD_BITS * words:
+        raise ValueError(
+            f"short_bits: {words} packed words hold codes of {_WORD_BITS * (words - 1) + 1} to "
+            f"{_WORD_BITS * words} bits, got short_bits={short_bits}"
+        )
+    spare = short_bits - _WORD_BITS * (words - 1)  # bits used in the last word
+    if spare < _WORD_BITS:
+        for name, codes in (("query_short", q_short), ("database_short", db_short)):
+            if codes.size and int(np.bitwise_or.reduce(codes[:, -1])) >> spare:
+                raise ValueError(
+                    f"{name}: a code has a bit set past short_bits={short_bits}; pass the "
+                    "short codes' length (pack_bits of [n, short_bits] codes)"
+                )
 
 
 def _check_words(short, long, short_name: str, long_name: str) -> None:
@@ -455,7 +478,7 @@ def shortlist_rerank(
     _check_words(db_short, db_long, "database_short", "database_long")
     _check_pair(q_short, db_short, "query_short", "database_short")
     _check_pair(q_long, db_long, "query_long", "database_long")
-    _check_two_stage(short_bits, shortlist, k, len(db_short))
+    _check_two_stage(short_bits, shortlist, k, q_short, db_short)
     check_positive_int(batch_size, "batch_size")
     db_short, db_long = jnp.asarray(db_short), jnp.asarray(db_long)
     out = []
@@ -806,6 +829,12 @@ def shortlist_precision_at_recall(
         check_array(ids, f"ranked_ids[{i}]", rank=1, nonempty=False)
         if ids.size and not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"ranked_ids[{i}]: expected integer indices, got {ids.dtype}")
+        if np.unique(ids).size != ids.size:  # a repeat would count one relevant item twice
+            raise ValueError(
+                f"ranked_ids[{i}]: expected distinct database indices, got "
+                f"{ids.size - np.unique(ids).size} repeats (merge shortlists with np.unique "
+                "or dict.fromkeys, keeping the first occurrence)"
+            )
     lengths = np.array([ids.size for ids in lists], np.int64)
     flat = np.concatenate([np.zeros(0, np.int64), *lists]).astype(np.int64)
     if flat.size and (flat.min() < 0 or flat.max() >= database_labels.shape[0]):
@@ -996,6 +1025,9 @@ def evaluate_retrieval(
     queries, database = np.asarray(queries), np.asarray(database)
     query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
     _check_pair(queries, database, "queries", "database")
+    if metric != "hamming":  # NaN distances would rank in an arbitrary order
+        check_array(queries, "queries")
+        check_array(database, "database")
     if metric not in _METRICS:
         raise ValueError(f"metric: expected one of {', '.join(_METRICS)}, got {metric!r}")
     levels, ks = _check_scoring(
@@ -1052,7 +1084,9 @@ def evaluate_two_stage(
     db_short, db_long = np.asarray(database_short), np.asarray(database_long)
     _check_words(q_short, q_long, "query_short", "query_long")
     _check_words(db_short, db_long, "database_short", "database_long")
-    _check_two_stage(short_bits, shortlist, 1, len(db_short))
+    _check_pair(q_short, db_short, "query_short", "database_short")
+    _check_pair(q_long, db_long, "query_long", "database_long")
+    _check_two_stage(short_bits, shortlist, 1, q_short, db_short)
     query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
     levels, ks = _check_scoring(
         query_labels, database_labels, len(q_short), len(db_short), recall_levels, ks, batch_size

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
-def _is_concrete(x) -> bool:
+def is_concrete(x) -> bool:
+    """Whether ``x`` holds values (not a tracer under ``jit``/``vmap``/``grad``): value checks
+    run only then."""
     return not isinstance(x, jax.core.Tracer)
 
 
@@ -54,16 +57,16 @@ def check_array(
             )
     if last_dim is not None and (x.ndim == 0 or x.shape[-1] != last_dim):
         raise ValueError(f"{name}: expected last dimension {last_dim}, got shape {tuple(x.shape)}")
-    if floating and not np.issubdtype(x.dtype, np.floating):
+    if floating and not jnp.issubdtype(x.dtype, jnp.floating):
         hint = ""
         if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
             hint = f"; convert it, e.g. {name}.astype(np.float32) (and divide 8-bit images by 255)"
         raise TypeError(f"{name}: expected a floating dtype, got {x.dtype}{hint}")
     if nonempty and x.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {tuple(x.shape)}")
-    if not _is_concrete(x):
+    if not is_concrete(x):
         return
-    if finite and np.issubdtype(x.dtype, np.inexact):
+    if finite and jnp.issubdtype(x.dtype, jnp.inexact):
         values = np.asarray(x)
         if not np.all(np.isfinite(values)):
             bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
@@ -140,14 +143,17 @@ def positive_ints(values, name: str, *, min_len: int = 1, what: str = "positive 
     return tuple(int(v) for v in values)
 
 
-def check_real(value, name: str) -> None:
-    """Raises ``ValueError`` unless ``value`` is a Python/NumPy real number (not bool, not NaN)."""
+def check_real(value, name: str, *, finite: bool = True) -> None:
+    """Raises ``ValueError`` unless ``value`` is a Python/NumPy real number (not bool, not NaN,
+    and with ``finite`` not ±inf)."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float, np.integer, np.floating))
         or np.isnan(value)
     ):
         raise ValueError(f"{name}: expected a real number, got {value!r}")
+    if finite and np.isinf(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
 
 
 def nan_outside_range(value, x, low: float, high: float, *, integer: bool = False):
@@ -157,8 +163,6 @@ def nan_outside_range(value, x, low: float, high: float, *, integer: bool = Fals
     so a loss of out-of-range targets becomes NaN instead of a wrong finite number (and
     :func:`jaxae.fit` stops with a ``NonFiniteError``). ``integer`` also requires whole numbers.
     """
-    import jax.numpy as jnp
-
     ok = (x >= low) & (x <= high)
     if integer:
         ok = ok & (x == jnp.round(x))
@@ -172,8 +176,6 @@ def check_prng_key(key, name: str = "key") -> None:
     A typed key (``jax.random.key(seed)``) or a legacy ``uint32[2]`` key
     (``jax.random.PRNGKey(seed)``, still accepted by every ``jax.random`` function).
     """
-    import jax.numpy as jnp
-
     dtype = getattr(key, "dtype", None)
     if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key) and key.shape == ():
         return
@@ -208,7 +210,7 @@ def check_optimizer(optimizer, name: str = "optimizer") -> None:
 
 def check_counts(x, name: str, what: str = "counts") -> None:
     """Raises ``ValueError`` unless concrete ``x`` holds non-negative whole numbers."""
-    if not _is_concrete(x):
+    if not is_concrete(x):
         return
     values = np.asarray(x)
     if values.size and values.min() < 0:

@@ -36,6 +36,7 @@ from jaxae.validation import (
     check_array,
     check_positive_int,
     check_same_shape,
+    is_concrete,
     nan_outside_range,
 )
 
@@ -188,9 +189,12 @@ def gaussian_log_likelihood(mean: ArrayLike, log_variance: ArrayLike, x: ArrayLi
 def _encode(model: Any, params: Params, x: Array) -> tuple[Array, Array]:
     mean, log_variance = model.posterior(params, x)
     _check_gaussian(mean, log_variance)
-    if mean.shape[0] != x.shape[0]:
+    # The bounds' log densities sum over the last axis, so one flat latent vector an example:
+    # any other shape would mix examples or sum the batch (a conv latent: flatten it).
+    if mean.ndim != 2 or mean.shape[0] != x.shape[0]:
         raise ValueError(
-            f"model.posterior: expected {x.shape[0]} rows of means, got shape {tuple(mean.shape)}"
+            f"model.posterior: expected means [batch={x.shape[0]}, latent], got shape "
+            f"{tuple(mean.shape)}" + ("; flatten a spatial latent" if mean.ndim > 2 else "")
         )
     return mean, log_variance
 
@@ -565,7 +569,7 @@ def sample_binary(key: PRNGKey, x: ArrayLike) -> Array:
     x = jnp.asarray(x)
     check_array(x, "x", floating=True, value_range=(0.0, 1.0))
     sample = jax.random.bernoulli(key, x).astype(x.dtype)
-    if isinstance(x, jax.core.Tracer):
+    if not is_concrete(x):
         sample = jnp.where((x >= 0) & (x <= 1), sample, jnp.nan)
     return sample
 

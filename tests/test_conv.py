@@ -10,7 +10,14 @@ import pytest
 
 import jaxae
 from jaxae.models.contract import Autoencoder
-from jaxae.models.conv import CBIRAutoencoder, ConvAutoencoder, TwoCodeLoss, check_conv_shapes
+from jaxae.models.conv import (
+    CBIRAutoencoder,
+    ConvAutoencoder,
+    ConvDecoder,
+    ConvEncoder,
+    TwoCodeLoss,
+    check_conv_shapes,
+)
 
 SHAPES = [
     # image_shape, features, strides, downsample, upsample
@@ -83,6 +90,21 @@ def test_errors_name_the_shapes():
         ConvAutoencoder(features=(4, 8), strides=(2,))
     with pytest.raises(ValueError, match="image_shape: expected channels-last"):
         ConvAutoencoder(image_shape=(28, 28))
+    with pytest.raises(ValueError, match=r"strides: expected .*positive ints.*got \(2.0,\)"):
+        ConvAutoencoder(features=(4,), strides=(2.0,))
+    with pytest.raises(ValueError, match=r"features: expected .*got \(True,\)"):
+        ConvAutoencoder(features=(True,), strides=(2,))
+    # NumPy integers (an image's x.shape[1:], np.arange) are integers: accepted, stored as int.
+    numpy_sized = ConvAutoencoder(
+        image_shape=np.array([28, 28, 1]), features=np.array([4, 8]), strides=(np.int64(2), 2)
+    )
+    assert numpy_sized.features == (4, 8) and type(numpy_sized.image_shape[0]) is int
+    with pytest.raises(ValueError, match="code_size: expected a positive integer, got 0"):
+        ConvEncoder(image_shape=(28, 28, 1), code_size=0)
+    with pytest.raises(ValueError, match="kernel_size: expected a positive integer, got 0"):
+        ConvDecoder(image_shape=(28, 28, 1), kernel_size=0)
+    with pytest.raises(ValueError, match=r"momentum: expected a value in \[0, 1\), got 1.5"):
+        ConvEncoder(image_shape=(28, 28, 1), momentum=1.5)
     with pytest.raises(ValueError, match="downsample: expected one of stride, pool"):
         jaxae.LinenAutoencoder(ConvAutoencoder(downsample="avg")).init(
             jax.random.key(0), jnp.zeros((1, 28, 28, 1))

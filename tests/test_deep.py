@@ -1,10 +1,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxae
-from jaxae import rbm
+from jaxae import rbm, recipes
 from jaxae.recipes import PretrainedLayer, RBMConfig
 
 
@@ -93,6 +94,20 @@ def test_unroll_softmax_bottom_folds_the_length_scaled_bias_into_the_weights():
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     loss = jaxae.softmax_cross_entropy(logits, counts)
     assert loss.shape == (5,) and float(loss[0]) == 0.0  # an empty document costs nothing
+    # The layer's own encoder (what stack_encoders builds a classifier from) folds it too.
+    np.testing.assert_allclose(stack[0].encoder["w"], params["encoder"][0]["w"], rtol=1e-6)
+    classifier, classifier_params = recipes.stack_encoders(stack, n_classes=3)
+    np.testing.assert_allclose(
+        classifier.features(classifier_params, counts), h, rtol=1e-5, atol=1e-6
+    )
+    # Fine-tuning by default fits the counts' multinomial cross-entropy, not a squared error.
+    result = recipes.finetune_autoencoder(
+        model, params, counts, key=jax.random.key(5), epochs=1, batch_size=5, progress=False,
+        optimizer=optax.sgd(0.0),
+    )  # fmt: skip
+    np.testing.assert_allclose(result.history[-1]["loss"], float(loss.mean()), rtol=1e-5)
+    with pytest.raises(ValueError, match="kind='squared_error' does not fit .*'softmax'"):
+        recipes.ReconstructionLoss(model, "squared_error")
     with pytest.raises(ValueError, match="tied: a softmax bottom layer"):
         jaxae.unroll(stack, tied=True)
     stack[1] = (rbm.RBMSpec(6, 4, visible="softmax"), stack[1].params)  # a pair works too

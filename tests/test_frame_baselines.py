@@ -24,3 +24,23 @@ def test_choose_eps_picks_the_validation_minimum():
     targets[0, 0, 0] = 1.0  # one surprise: too small an eps costs more than it saves
     eps = fb.choose_eps(lambda x: x * 0.0, targets, targets, grid=(1e-8, 0.05, 0.4))
     assert eps == 0.05
+
+
+def test_bad_frames_are_refused_eagerly_and_score_nan_under_jit():
+    probs = np.full((2, 3, 4), 0.5, np.float32)
+    binary = (np.arange(24).reshape(2, 3, 4) % 2).astype(np.float32)
+    with pytest.raises(ValueError, match=r"targets: expected values in \[0.0, 1.0\]"):
+        fb.clipped_cross_entropy(probs, binary * 255, eps=0.01)  # 8-bit frames, not [0, 1]
+    with pytest.raises(ValueError, match="probs and targets: expected the same shape"):
+        fb.clipped_cross_entropy(probs, binary[..., :1], eps=0.01)  # no silent broadcast
+    with pytest.raises(ValueError, match="probs: expected rank 3"):
+        fb.clipped_cross_entropy(probs[0], binary[0], eps=0.01)
+    bad = binary.copy()
+    bad[1, 0, 0] = 255.0
+    got = jax.jit(lambda p, t: fb.clipped_cross_entropy(p, t, eps=0.01))(probs, bad)
+    assert np.isfinite(got[0]) and np.isnan(got[1])  # only the bad sequence
+    # Constant predictions are probabilities even for uint8 frames, and p must be one.
+    frames = np.zeros((2, 3, 4), np.uint8)
+    np.testing.assert_allclose(fb.constant_probability(frames, 2, p=0.3), 0.3, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"p: expected a value in \[0, 1\]"):
+        fb.constant_probability(frames, 2, p=1.5)

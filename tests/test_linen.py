@@ -100,6 +100,8 @@ def test_loss_objects_are_equal_so_fit_compiles_once():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="pass module"):
         jaxae.LinenAutoencoder(encoder=Encoder())
+    with pytest.raises(ValueError, match="pass module"):  # the decoder would be ignored
+        jaxae.LinenAutoencoder(Encoder(), decoder=Decoder())
     with pytest.raises(TypeError, match="module: expected a method encode"):
         jaxae.LinenAutoencoder(Decoder())
     with pytest.raises(ValueError, match="aux and model_state"):

@@ -251,6 +251,16 @@ def test_bad_input_shape_is_named(key):
         model.apply(params, jnp.zeros((2, 4, D)))
     with pytest.raises(ValueError, match="kind"):
         LSTMSequenceModel(input_dim=D, kind="forecast")
+    with pytest.raises(ValueError, match=r"features: expected .* got \(4, 0\)"):
+        LSTMSequenceModel(input_dim=D, features=(4, 0))
+    widths = LSTMSequenceModel(input_dim=D, features=np.array([4, 4])).features
+    assert widths == (4, 4) and type(widths[0]) is int  # NumPy integers accepted
+    future = LSTMSequenceModel(input_dim=D, features=(4,), num_input=2, num_future=3, kind="future")
+    with pytest.raises(ValueError, match="reconstruct: a kind='future' model has no reconstr"):
+        future.reconstruct(future.init(key), jnp.zeros((1, 5, D)))
+    auto = LSTMSequenceModel(input_dim=D, features=(4,), num_input=2, kind="autoencoder")
+    with pytest.raises(ValueError, match="predict: a kind='autoencoder' model has no future"):
+        auto.predict(auto.init(key), jnp.zeros((1, 2, D)))
 
 
 def test_tiny_composite_learns_through_fit(key):

@@ -136,3 +136,19 @@ def test_load_by_name_goes_through_the_registry(monkeypatch):
     monkeypatch.setattr(mm, "load", lambda split, **kw: calls.append((split, kw)) or "sequences")
     assert data.load("moving_mnist", "test[:3]", download=False) == "sequences"
     assert calls == [("test[:3]", {"data_dir": None, "download": False})]
+
+
+def test_cli_info_prints_the_cached_splits_frames(monkeypatch, capsys):
+    from jaxae.data import cli
+
+    calls = []
+
+    def fake_load(name, split, data_dir=None):
+        calls.append(split)
+        return mm.MovingMnist(np.zeros((3, 20, 64, 64), np.uint8), 10, split)
+
+    monkeypatch.setattr(cli, "load", fake_load)
+    assert cli.main(["info", "moving_mnist"]) == 0
+    out = capsys.readouterr().out
+    assert "test: frames (3, 20, 64, 64) uint8" in out and "first 10 are the input" in out
+    assert calls == ["validation", "test"]  # the uncached training split is not generated

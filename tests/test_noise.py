@@ -73,6 +73,11 @@ def test_any_batch_shape(key):
         (lambda k, x: salt_and_pepper_noise(k, x, rate=2.0), "rate: expected a value in"),
         (lambda k, x: salt_and_pepper_noise(k, x, rate=0.1, low=1.0, high=0.0), "low <= high"),
         (lambda k, x: gaussian_noise(k, x, stddev=-1.0), "stddev: expected a value >= 0"),
+        (lambda k, x: gaussian_noise(k, x, stddev=float("inf")), "stddev: expected a finite"),
+        (
+            lambda k, x: salt_and_pepper_noise(k, x, rate=0.5, high=float("inf")),
+            "high: expected a finite number, got inf",
+        ),
         (lambda k, x: masking_noise(k, x.at[0, 0].set(jnp.nan), rate=0.1), "x: expected finite"),
         (lambda k, x: gaussian_noise(k, x.at[0, 0].set(jnp.nan), stddev=0.1), "x: expected fin"),
         (lambda k, x: masking_noise(k, x.astype(jnp.int32), rate=0.1), "x: expected a floating"),

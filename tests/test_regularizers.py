@@ -189,6 +189,13 @@ def test_k_sparse_schedule_anneals_linearly():
         (lambda h: kl_sparsity_penalty(h.at[0, 0].set(jnp.nan), target=0.1), "h: expected fin"),
         (lambda h: k_sparse(h, k=9), "k: expected at most the layer's 8 units, got 9"),
         (lambda h: k_sparse(h, k=0), "k: expected a positive integer"),
+        # A float array k (an un-rounded schedule) would keep int(k) units eagerly but
+        # round(k) under jit: refused both ways.
+        (lambda h: k_sparse(h, k=jnp.float32(2.7)), "k: expected an integer scalar, got float32"),
+        (
+            lambda h: jax.jit(lambda h, k: k_sparse(h, k=k))(h, jnp.float32(2.7)),
+            "k: expected an integer scalar",
+        ),
         (lambda h: k_sparse(h, k=2, alpha=0.5), "alpha: expected a value >= 1"),
         (lambda h: k_sparse(h, k=2, max_k=0), "max_k: expected a positive integer"),
         (lambda h: l1_activity(h.at[1, 1].set(jnp.inf)), "h: expected finite"),
@@ -199,3 +206,12 @@ def test_k_sparse_schedule_anneals_linearly():
 def test_bad_inputs_name_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call(jnp.full((4, 8), 0.5))
+
+
+def test_kl_sparsity_gives_a_dead_unit_a_gradient_and_a_traced_bad_batch_nan():
+    pre = jnp.array([[-15.0, 0.0], [-16.0, 1.0], [-15.5, -1.0]])  # unit 0 never on
+    grads = jax.grad(lambda a: kl_sparsity_penalty(jax.nn.sigmoid(a), target=0.05).mean())(pre)
+    assert np.all(np.asarray(grads[:, 0]) < 0)  # pushed up towards the target, not left dead
+    tanh_codes = jnp.array([[-0.5, 0.2], [-0.3, 0.9]])
+    penalty = jax.jit(lambda h: kl_sparsity_penalty(h, target=0.05))(tanh_codes)
+    assert np.all(np.isnan(np.asarray(penalty)))

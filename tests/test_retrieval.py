@@ -300,6 +300,30 @@ def test_shortlist_precision_at_recall_bad_inputs():
         retrieval.shortlist_precision_at_recall([np.array([0, 3])], [0], labels, levels)
     with pytest.raises(TypeError, match=r"ranked_ids\[0\]: expected integer indices"):
         retrieval.shortlist_precision_at_recall([np.array([0.0])], [0], labels, levels)
+    # A repeated index would count one relevant item twice (recall 1.0 from 1 of 2 items).
+    with pytest.raises(ValueError, match=r"ranked_ids\[0\]: expected distinct .* 2 repeats"):
+        retrieval.shortlist_precision_at_recall([np.array([0, 0, 0])], [0], labels, levels)
+
+
+def test_scoring_refuses_nan_codes_instead_of_ranking_them_arbitrarily():
+    queries = np.array([[np.nan, 0.0], [1.0, 0.0]], np.float32)
+    database = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]], np.float32)
+    with pytest.raises(ValueError, match="queries: expected finite values, found 1 NaN"):
+        retrieval.evaluate_retrieval(
+            queries, database, np.array([0, 0]), np.array([1, 1, 0]), metric="euclidean",
+            ks=(1,), recall_levels=(1.0,),
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"non-finite distances to candidates \[0, 2\]"):
+        retrieval.rerank(queries[0], database, np.array([0, 2]), metric="cosine")
+    bad_row = database.copy()
+    bad_row[1] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite distances to candidates \[1\]"):
+        retrieval.rerank(queries[1], bad_row, np.array([0, 1, 2]), metric="euclidean")
+    np.testing.assert_array_equal(  # rows outside the shortlist are not read
+        retrieval.rerank(queries[1], bad_row, np.array([2, 0]), metric="euclidean"), [0, 2]
+    )
+    with pytest.raises(ValueError, match="x: expected codes without NaN, found 1"):
+        retrieval.threshold_codes(np.array([[np.nan, 0.7], [np.inf, 0.2]]))
 
 
 def test_precision_at_k_and_average_precision_hand_computed():
@@ -509,6 +533,18 @@ def test_shortlist_rerank_checks_its_sizes_and_dtypes():
         retrieval.shortlist_rerank(
             words.astype(np.int32), words, words, words, short_bits=8, shortlist=4, k=2
         )
+    # short_bits must be the short codes' length: the shortlist counts distances up to it.
+    with pytest.raises(ValueError, match="short_bits: 1 packed words hold codes of 1 to 32"):
+        retrieval.shortlist_rerank(words, words, words, words, short_bits=40, shortlist=4, k=2)
+    with pytest.raises(ValueError, match="a code has a bit set past short_bits=2"):
+        retrieval.shortlist_rerank(words, words, words, words, short_bits=2, shortlist=4, k=2)
+    _, long_words = _packed(rng, 10, 40)  # 40-bit codes in 2 words
+    labels = np.arange(10) % 2
+    with pytest.raises(ValueError, match="a code has a bit set past short_bits=33"):
+        retrieval.evaluate_two_stage(
+            long_words, words, long_words, words, labels, labels, short_bits=33, shortlist=4,
+            recall_levels=(0.5,), ks=(1,),
+        )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- noisy-code loss

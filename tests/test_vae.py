@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 
 import jax
@@ -185,6 +186,10 @@ def test_models_reject_bad_inputs(small_params):
         MLPVAE(activation="swish")
     with pytest.raises(ValueError, match=r"image_shape: H and W must be divisible by .* = 4"):
         ConvVAE(image_shape=(30, 30, 1))
+    with pytest.raises(ValueError, match=r"features: expected .* got \(0, 4\)"):
+        ConvVAE(features=(0, 4))
+    with pytest.raises(ValueError, match=r"image_shape: expected .* got \(8.0, 8, 1\)"):
+        ConvVAE(image_shape=(8.0, 8, 1), features=(4,))
     model, params = SMALL, small_params
     with pytest.raises(ValueError, match="x: expected last dimension 64"):
         model.encode(params, jnp.zeros((3, 5)))
@@ -320,3 +325,22 @@ def test_two_stochastic_layers_reject_bad_inputs(key, two_params):
         )
     with pytest.raises(ValueError, match="beta"):
         variational.elbo(TWO, two_params, x, key, beta=0.5)
+
+
+def test_bounds_refuse_a_latent_that_is_not_one_vector_an_example(key):
+    @dataclasses.dataclass(frozen=True)
+    class SpatialLatent:  # z: [batch, 2, 2], which the log densities would sum wrongly
+        def posterior(self, params, x):
+            h = x.reshape(x.shape[0], 2, 2) * params
+            return h, 0.1 * h
+
+        def decode(self, params, z, logits=True):
+            return z.reshape(z.shape[0], 4)
+
+    x = jnp.array([[1.0, 0, 1, 0], [0, 1, 1, 1]])
+    for bound in (
+        lambda: variational.elbo(SpatialLatent(), jnp.float32(0.5), x, key),
+        lambda: variational.iwae_bound(SpatialLatent(), jnp.float32(0.5), x, key, num_samples=2),
+    ):
+        with pytest.raises(ValueError, match=r"means \[batch=2, latent\], got shape \(2, 2, 2\)"):
+            bound()

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from jaxae.data.containers import TextCorpus
+from jaxae.data.moving_mnist import MovingMnist
 from jaxae.data.registry import fetch, load, names
 
 __all__ = ["main"]
@@ -33,9 +34,17 @@ def main(argv: list[str] | None = None) -> int:
             for path in fetch(args.name, data_dir=args.data_dir):
                 print(path)
         else:
-            for split in _SPLITS:
+            # Moving MNIST's training sequences are generated afresh, not cached: its info
+            # reads the cached splits only.
+            splits = ("validation", "test") if args.name == "moving_mnist" else _SPLITS
+            for split in splits:
                 ds = load(args.name, split, data_dir=args.data_dir)
-                if isinstance(ds, TextCorpus):
+                if isinstance(ds, MovingMnist):
+                    print(
+                        f"{split}: frames {ds.frames.shape} {ds.frames.dtype} "
+                        f"([sequences, frames, H, W]; the first {ds.num_input} are the input)"
+                    )
+                elif isinstance(ds, TextCorpus):
                     print(
                         f"{split}: {len(ds)} documents, {len(ds.label_names)} labels, "
                         f"labels {ds.labels.shape} {ds.labels.dtype}"

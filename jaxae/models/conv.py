@@ -36,6 +36,7 @@ import jax.numpy as jnp
 
 from jaxae.models.linen import LinenAutoencoder
 from jaxae.typing import Array
+from jaxae.validation import check_positive_int, positive_ints
 
 __all__ = [
     "CBIRAutoencoder",
@@ -61,18 +62,18 @@ def check_conv_shapes(
         length or hold a non-positive value, or ``H`` or ``W`` is not divisible by the total
         stride.
     """
-    image_shape, features, strides = tuple(image_shape), tuple(features), tuple(strides)
-    if len(image_shape) != 3 or any(not isinstance(d, int) or d < 1 for d in image_shape):
+    image_shape = positive_ints(
+        image_shape, "image_shape", what="positive ints, channels-last (H, W, C)"
+    )
+    if len(image_shape) != 3:
         raise ValueError(
             f"image_shape: expected channels-last (H, W, C) of positive ints, got {image_shape}"
         )
-    if not features or any(not isinstance(f, int) or f < 1 for f in features):
-        raise ValueError(f"features: expected one positive channel count a layer, got {features}")
-    if len(strides) != len(features) or any(not isinstance(s, int) or s < 1 for s in strides):
-        raise ValueError(
-            f"strides: expected {len(features)} positive ints (one per layer of features "
-            f"{features}), got {strides}"
-        )
+    features = positive_ints(features, "features", what="positive channel counts (one a layer)")
+    per_layer = f"positive ints (one per layer of features {features})"
+    strides = positive_ints(strides, "strides", what=per_layer)
+    if len(strides) != len(features):
+        raise ValueError(f"strides: expected {len(features)} {per_layer}, got {strides}")
     h, w, _ = image_shape
     total = math.prod(strides)
     if h % total or w % total:
@@ -399,12 +400,16 @@ _ACTIVATIONS = {"relu": nn.relu, "sigmoid": nn.sigmoid, "tanh": jnp.tanh}
 
 
 def _check_config(module) -> None:
-    object.__setattr__(module, "image_shape", tuple(module.image_shape))
-    object.__setattr__(module, "features", tuple(module.features))
-    object.__setattr__(module, "strides", tuple(module.strides))
     check_conv_shapes(module.image_shape, module.features, module.strides)
+    for name in ("image_shape", "features", "strides"):  # NumPy integers become Python ints
+        object.__setattr__(module, name, tuple(int(v) for v in getattr(module, name)))
     if not 0.0 <= module.dropout < 1.0:
         raise ValueError(f"dropout: expected a rate in [0, 1), got {module.dropout}")
+    for name in ("code_size", "kernel_size"):
+        if hasattr(module, name):
+            check_positive_int(getattr(module, name), name)
+    if hasattr(module, "momentum") and not 0.0 <= module.momentum < 1.0:
+        raise ValueError(f"momentum: expected a value in [0, 1), got {module.momentum}")
 
 
 def _normalise_activate_drop(module, x, train: bool):

@@ -152,15 +152,10 @@ def unroll(stack: Sequence[Any], *, tied: bool = False) -> tuple[MLPAutoencoder,
     )
     encoder = []
     for spec, p in zip(specs, params, strict=True):
-        if spec.visible == "gaussian_learned_var":  # the variances folded in: (v / σ²) W + c
-            w, b = hidden_affine(p, spec=spec)
-        else:
-            w, b = p.w, p.b_hidden
+        # Learned variances folded in, (v / σ²) W + c; a softmax layer's length scaling too,
+        # v W + D b_hidden = v (W + 1 b_hidden^T) with D = Σ v.
+        w, b = hidden_affine(p, spec=spec)
         encoder.append({"w": jnp.asarray(w), "b": jnp.asarray(b)})
-    if specs[0].visible == "softmax":
-        # v W + D b_hidden = v (W + 1 b_hidden^T) with D = Σ v: the length scaling, folded in.
-        w, b = encoder[0]["w"], encoder[0]["b"]
-        encoder[0] = {"w": w + b[None, :], "b": jnp.zeros_like(b)}
     decoder = []
     for p in reversed(params):
         layer = {"b": jnp.asarray(p.b_visible)}

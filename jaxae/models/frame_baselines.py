@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxae.typing import Array, ArrayLike
+from jaxae.validation import check_array, check_probability, check_same_shape, nan_outside_range
 
 __all__ = [
     "choose_eps",
@@ -36,21 +37,35 @@ def mean_of_inputs(inputs: ArrayLike, num_out: int) -> Array:
 
 
 def constant_probability(inputs: ArrayLike, num_out: int, *, p: float) -> Array:
-    """Every pixel of every output frame is ``p``: ``[B, num_out, D]``."""
+    """Every pixel of every output frame is ``p``: float ``[B, num_out, D]``."""
     inputs = jnp.asarray(inputs)
-    return jnp.full((inputs.shape[0], num_out, inputs.shape[2]), p, inputs.dtype)
+    check_array(inputs, "inputs", rank=3, finite=False)
+    check_probability(p, "p")
+    dtype = jnp.result_type(inputs.dtype, jnp.float32)  # uint8 frames would round p to 0
+    return jnp.full((inputs.shape[0], num_out, inputs.shape[2]), p, dtype)
 
 
 def clipped_cross_entropy(probs: ArrayLike, targets: ArrayLike, *, eps: float) -> Array:
     """Bernoulli cross-entropy per sequence of probabilities clipped to [eps, 1 - eps]: ``[B]``.
 
     Summed over frames and features (not an elementwise loss as optax's are).
+
+    Args:
+      probs: ``[B, T, D]`` predicted pixel probabilities in [0, 1].
+      targets: ``[B, T, D]`` target frames with pixels in [0, 1] (under ``jit``, a sequence
+        with a value outside it scores NaN).
+      eps: the clip, in (0, 0.5).
     """
     if not 0.0 < eps < 0.5:
         raise ValueError(f"eps: expected a value in (0, 0.5), got {eps}")
-    p = jnp.clip(jnp.asarray(probs), eps, 1.0 - eps)
-    t = jnp.asarray(targets)
-    return -jnp.sum(t * jnp.log(p) + (1.0 - t) * jnp.log1p(-p), axis=tuple(range(1, p.ndim)))
+    probs, t = jnp.asarray(probs), jnp.asarray(targets)
+    check_array(probs, "probs", rank=3, floating=True, value_range=(0.0, 1.0))
+    check_array(t, "targets", rank=3, value_range=(0.0, 1.0))
+    check_same_shape(probs, t, "probs", "targets")
+    p = jnp.clip(probs, eps, 1.0 - eps)
+    loss = -jnp.sum(t * jnp.log(p) + (1.0 - t) * jnp.log1p(-p), axis=(1, 2))
+    loss = nan_outside_range(loss, t, 0.0, 1.0)
+    return nan_outside_range(loss, probs, 0.0, 1.0)
 
 
 def choose_eps(

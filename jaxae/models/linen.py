@@ -72,7 +72,8 @@ class LinenAutoencoder:
     def __post_init__(self):
         object.__setattr__(self, "rng_names", tuple(self.rng_names))
         pair = self.encoder is not None and self.decoder is not None
-        if (self.module is None) == (not pair):
+        either = self.encoder is not None or self.decoder is not None
+        if (self.module is None) == (not pair) or (self.module is not None and either):
             raise ValueError(
                 "LinenAutoencoder: pass module (with encode/decode methods), or both encoder "
                 "and decoder"

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -44,7 +43,7 @@ import jax.numpy as jnp
 
 from jaxae.losses import sigmoid_cross_entropy, squared_error
 from jaxae.typing import Array, ArrayLike, Params, PRNGKey
-from jaxae.validation import check_array, check_positive_int
+from jaxae.validation import check_array, check_positive_int, positive_ints
 
 __all__ = [
     "LSTMSequenceModel",
@@ -356,11 +355,8 @@ class LSTMSequenceModel:
             raise ValueError(f"kind: expected one of {KINDS}, got {self.kind!r}")
         if self.kind != "autoencoder":
             check_positive_int(self.num_future, "num_future")
-        if not isinstance(self.features, Sequence) or not self.features:
-            raise ValueError(f"features: expected a non-empty tuple of ints, got {self.features!r}")
-        for units in self.features:
-            check_positive_int(units, "features")
-        object.__setattr__(self, "features", tuple(self.features))
+        features = positive_ints(self.features, "features", what="LSTM widths (one a layer)")
+        object.__setattr__(self, "features", features)
 
     @property
     def num_frames(self) -> int:
@@ -421,11 +417,20 @@ class LSTMSequenceModel:
 
     def reconstruct(self, params: Params, x: ArrayLike) -> Array:
         """Reconstructed input frames as probabilities, in input order: ``[B, num_input, D]``."""
+        self._require("reconstruction", "reconstruct", ("autoencoder", "composite"))
         return jnp.flip(jax.nn.sigmoid(self.apply(params, x)["reconstruction"]), axis=1)
 
     def predict(self, params: Params, x: ArrayLike) -> Array:
         """Predicted future frames as probabilities (test-time feeding): ``[B, num_future, D]``."""
+        self._require("future", "predict", ("future", "composite"))
         return jax.nn.sigmoid(self.apply(params, x)["future"])
+
+    def _require(self, decoder: str, method: str, kinds: tuple[str, ...]) -> None:
+        if self.kind not in kinds:
+            raise ValueError(
+                f"{method}: a kind={self.kind!r} model has no {decoder} decoder; it needs kind "
+                f"in {kinds}"
+            )
 
     def losses(self, params: Params, x: ArrayLike, *, train: bool = False) -> dict[str, Array]:
         """Bernoulli cross-entropy per sequence of each decoder, summed over frames and features.

@@ -18,8 +18,10 @@ posterior that :mod:`jaxae.variational` consumes::
 * :class:`ConvVAE`: a convolutional encoder and a transposed-convolution decoder, written as
   Flax Linen modules (the library's one Flax API, ``init``/``apply``) behind the same
   ``encode``/``decode`` functions of a parameter PyTree ``{"encoder": ..., "decoder": ...}``.
+* :class:`TwoStochasticLayerVAE`: Burda et al.'s two-stochastic-layer model
+  (784-200-200-100s-100-100-50s), with its own ``log_importance_weights`` for the bounds.
 
-Both configs are frozen dataclasses, hence hashable: pass a model as a static argument of
+All three configs are frozen dataclasses, hence hashable: pass a model as a static argument of
 ``jit`` (:func:`jaxae.importance_sampled_log_likelihood` does).
 
 References:
@@ -69,8 +71,7 @@ def _mean_logits(data_mean: ArrayLike, size: int) -> Array:
 
 
 def _logits(p: ArrayLike) -> Array:
-    p = jnp.clip(jnp.asarray(p, jnp.float32), 1e-3, 1.0 - 1e-3)
-    return jnp.log(p) - jnp.log1p(-p)
+    return jax.scipy.special.logit(jnp.clip(jnp.asarray(p, jnp.float32), 1e-3, 1.0 - 1e-3))
 
 
 def _affine(layer: dict[str, Array], x: Array) -> Array:
@@ -241,12 +242,12 @@ class ConvVAE:
     def __post_init__(self):
         check_positive_int(self.latent_size, "latent_size")
         check_positive_int(self.hidden, "hidden")
-        object.__setattr__(self, "image_shape", tuple(self.image_shape))
-        object.__setattr__(self, "features", tuple(self.features))
-        if len(self.image_shape) != 3 or any(d < 1 for d in self.image_shape):
-            raise ValueError(f"image_shape: expected (H, W, C), got {self.image_shape}")
-        if not self.features:
-            raise ValueError("features: expected at least one convolution")
+        image_shape = positive_ints(self.image_shape, "image_shape", what="positive ints (H, W, C)")
+        if len(image_shape) != 3:
+            raise ValueError(f"image_shape: expected (H, W, C), got {image_shape}")
+        object.__setattr__(self, "image_shape", image_shape)
+        features = positive_ints(self.features, "features", what="channel counts (one a conv)")
+        object.__setattr__(self, "features", features)
         scale = 2 ** len(self.features)
         if self.image_shape[0] % scale or self.image_shape[1] % scale:
             raise ValueError(

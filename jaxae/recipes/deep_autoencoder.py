@@ -58,6 +58,9 @@ def adamw_cosine(
     return optax.adamw(schedule, weight_decay=weight_decay)
 
 
+RECONSTRUCTION_LOSSES = ("cross_entropy", "squared_error", "softmax_cross_entropy")
+
+
 @dataclasses.dataclass(frozen=True)
 class ReconstructionLoss:
     """Batch mean of a per-image reconstruction loss, as a ``fit`` ``loss_fn``; hashable, so
@@ -66,7 +69,9 @@ class ReconstructionLoss:
     ``kind="cross_entropy"``: the summed pixel cross-entropy on the logits (the paper's
     objective, pixels in [0, 1], a logistic output). ``kind="squared_error"``: the squared error
     summed over features, each weighted by ``weights`` (e.g. ``std²`` of a standardisation, to
-    measure the error in the original units), for a linear (Gaussian) output.
+    measure the error in the original units), for a linear (Gaussian) or logistic output.
+    ``kind="softmax_cross_entropy"``: the multinomial cross-entropy of word counts under the
+    softmax output (a replicated-softmax stack's, :func:`jaxae.softmax_cross_entropy`).
     """
 
     model: MLPAutoencoder
@@ -74,10 +79,20 @@ class ReconstructionLoss:
     weights: tuple[float, ...] | None = None
 
     def __post_init__(self):
-        if self.kind not in ("cross_entropy", "squared_error"):
+        output = self.model.output_activation
+        if self.kind not in RECONSTRUCTION_LOSSES:
+            raise ValueError(f"kind: expected one of {RECONSTRUCTION_LOSSES}, got {self.kind!r}")
+        needs = {"cross_entropy": "sigmoid", "softmax_cross_entropy": "softmax"}.get(self.kind)
+        if (needs is not None and output != needs) or (
+            self.kind == "squared_error" and output == "softmax"
+        ):
             raise ValueError(
-                f"kind: expected 'cross_entropy' or 'squared_error', got {self.kind!r}"
+                f"kind={self.kind!r} does not fit the model's output_activation={output!r}: "
+                "use 'cross_entropy' for a sigmoid output, 'softmax_cross_entropy' for a "
+                "softmax one (word counts), 'squared_error' for a linear or sigmoid one"
             )
+        if self.weights is not None and self.kind != "squared_error":
+            raise ValueError(f"weights: only the squared error is weighted, got kind={self.kind!r}")
         if self.weights is not None and len(self.weights) != self.model.sizes[0]:
             raise ValueError(
                 f"weights: expected {self.model.sizes[0]} per-feature weights, "
@@ -89,6 +104,9 @@ class ReconstructionLoss:
         if self.kind == "cross_entropy":
             logits = self.model.reconstruct(params, batch, logits=True)
             return losses.sigmoid_cross_entropy(logits, batch).mean()
+        if self.kind == "softmax_cross_entropy":
+            logits = self.model.reconstruct(params, batch, logits=True)
+            return losses.softmax_cross_entropy(logits, batch).mean()
         weights = None if self.weights is None else jnp.asarray(self.weights)
         return weighted_squared_error(self.model, params, weights, batch).mean()
 
@@ -115,7 +133,8 @@ def finetune_autoencoder(
       epochs: passes over ``x``.
       batch_size: mini-batch size.
       loss_fn: ``(params, batch, key) -> scalar``; None: :class:`ReconstructionLoss`, the
-        cross-entropy for a logistic output, the squared error for a linear one.
+        cross-entropy for a logistic output, the multinomial cross-entropy of the counts for a
+        softmax one, the squared error for a linear one.
       optimizer: None: :func:`adamw_cosine` at rate 1e-3 decayed over the ``epochs``.
       **fit_kwargs: passed to :func:`jaxae.fit` (``checkpoint_dir``, ``eval_fn``,
         ``callbacks``, ``progress``, ``desc``, ``mesh``, ...).
@@ -124,7 +143,9 @@ def finetune_autoencoder(
       ``fit``'s :class:`~jaxae.training.FitResult` (``.params``, ``.history``).
     """
     if loss_fn is None:
-        kind = "cross_entropy" if model.output_activation == "sigmoid" else "squared_error"
+        kind = {"sigmoid": "cross_entropy", "softmax": "softmax_cross_entropy"}.get(
+            model.output_activation, "squared_error"
+        )
         loss_fn = ReconstructionLoss(model, kind)
     if optimizer is None:
         optimizer = adamw_cosine(1e-3, max(1, epochs * (len(x) // batch_size)))

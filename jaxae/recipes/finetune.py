@@ -43,7 +43,8 @@ class StackedClassifier:
 
     Attributes:
       sizes: ``(n_in, n_1, ..., n_L, n_classes)``.
-      activations: one per encoder layer ("linear" layers with a ``k`` are k-sparse).
+      activations: one per encoder layer (a layer with a ``k`` is k-sparse: the activation,
+        then its α·k largest units kept).
       ks: per layer, the k of a k-sparse layer or None.
       k_alphas: per layer, the α of the α·k rule.
     """

@@ -43,13 +43,13 @@ class PretrainedLayer(NamedTuple):
 
     @property
     def encoder(self) -> dict[str, Array]:
-        """``{"w": [n_in, n_out], "b": [n_out]}``: the weights a stack keeps (for an RBM with
-        learned visible variances, ``W / σ²``: :func:`jaxae.rbm.hidden_affine`)."""
-        if self.spec is not None and self.spec.visible == "gaussian_learned_var":
+        """``{"w": [n_in, n_out], "b": [n_out]}``: the weights a stack keeps. An RBM's are
+        :func:`jaxae.rbm.hidden_affine`'s: ``W / σ²`` with learned visible variances, and for a
+        replicated-softmax layer ``W + 1 b^T`` with a zero bias (the document length's scaling
+        of the bias folded in)."""
+        if self.spec is not None:
             w, b = rbm.hidden_affine(self.params, spec=self.spec)
             return {"w": w, "b": b}
-        if self.spec is not None:
-            return {"w": self.params.w, "b": self.params.b_hidden}
         return dict(self.params["encoder"][0])
 
     @property
