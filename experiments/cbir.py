@@ -78,6 +78,7 @@ from jaxae.experiment import (
     Run,
     checkpoint_subdir,
     image_rows_figure,
+    load_mnist_splits,
     neighbours_figure,
     parse,
     pyplot,
@@ -129,17 +130,17 @@ QUICK = dataclasses.replace(
 
 
 def load(dataset: str, validation: bool, config: Config):
-    train_split, eval_split = (
-        ("train[:50000]", "train[50000:]") if validation else ("train", "test")
+    """Database (train) and queries (test, or validation: train[50000:]), and the split's name
+    (``test[:q]`` when only the first ``q`` queries are used)."""
+    data = load_mnist_splits(
+        validation, config.train_examples, config.test_examples, dataset=dataset
     )
-    train, test = jaxae.data.load(dataset, train_split), jaxae.data.load(dataset, eval_split)
-    n, q = config.train_examples, config.test_examples
     return (
-        np.asarray(train.flat[:n], np.float32),
-        np.asarray(train.labels[:n]),
-        np.asarray(test.flat[:q], np.float32),
-        np.asarray(test.labels[:q]),
-        "validation" if validation else "test",
+        np.asarray(data.x_train, np.float32),
+        np.asarray(data.y_train),
+        np.asarray(data.x_eval, np.float32),
+        np.asarray(data.y_eval),
+        data.name,
     )
 
 

@@ -56,6 +56,12 @@ PAPER = (
     "Hinton & Salakhutdinov 2006, Science 313, Fig. 2B caption: average squared errors 3.00 "
     "(deep autoencoder), 8.01 (logistic PCA), 13.87 (PCA)"
 )
+# The paper's baselines, beside its method: listed in the headline, not counted as met or missed.
+BASELINE = "baseline: " + PAPER
+LOGISTIC_PCA_BASELINE = (
+    BASELINE + "; ours codes each test image by Newton's method, a stronger baseline than the "
+    "paper's (whose test-time coding is not stated), so the two are not comparable"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
         pca_error,
         split=split,
         paper_value=13.87,
-        paper_source=PAPER,
+        paper_source=BASELINE,
     )
     if config.logistic_pca:
         run.record(
@@ -175,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
             logistic_pca_error(x_train, x_eval, config),
             split=split,
             paper_value=8.01,
-            paper_source=PAPER,
+            paper_source=LOGISTIC_PCA_BASELINE,
         )
 
     key, pretrain_key, finetune_key, random_key, key_2d = jax.random.split(key, 5)

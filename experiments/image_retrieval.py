@@ -32,9 +32,10 @@ Budget: the full run is sized to finish within 30 minutes on 2 CPU cores shared 
 jobs, so it trains far less than the papers: the autoencoders (and PCA) are fitted on the first
 15,000 training images only (3 epochs of CD-1 per RBM, 5 epochs of fine-tuning), the database
 is all 60,000 training images and the queries are the first 1,000 test images. The code noise
-std was chosen on the validation split (``--validation``: 15k training images as the fit set
-and the database, 2k of the 10k held-out training images as queries), never on test; see
-``Config.code_noise_std``.
+std was chosen on the validation split, never on test (``--validation --set
+train_examples=15000 --set test_examples=2000 --set code_noise_std=...``: 15k training images
+as the fit set and the database, the first 2k of the 10k held-out training images as queries;
+plain ``--validation`` searches all 50k with 1k queries); see ``Config.code_noise_std``.
 
 Status (full run, 1012 s): the 256-bit codes rank best overall (mAP 0.482, precision@1000
 0.762; pixels 0.400 / 0.671, PCA-30 0.416 / 0.703); the 30-d real codes beat PCA-30 on mAP

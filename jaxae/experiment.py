@@ -270,13 +270,22 @@ def load_mnist_splits(
     )
     train = data.load(dataset, train_split, download=download)
     evaluation = data.load(dataset, eval_split, download=download)
+    name = "validation" if validation else "test"
     return MnistSplits(
         train.flat[:train_examples],
         train.labels[:train_examples],
         evaluation.flat[:eval_examples],
         evaluation.labels[:eval_examples],
-        "validation" if validation else "test",
+        sliced_split_name(name, len(evaluation.labels), eval_examples),
     )
+
+
+def sliced_split_name(name: str, size: int, examples: int | None) -> str:
+    """``name``, or ``name[:examples]`` when only the first ``examples`` of its ``size`` rows are
+    used: a result row on a subset must say so (the headline never takes it for the whole)."""
+    if examples is None or examples >= size:
+        return name
+    return f"{name}[:{examples}]"
 
 
 # --------------------------------------------------------------------------- the run record
@@ -710,7 +719,7 @@ def record_best_epoch(
     """
     if not len(curve):
         raise ValueError(f"curve: expected one value per epoch, got none for {label!r}")
-    if split != "validation":
+    if split.partition("[")[0] != "validation":  # "validation" or a slice of it
         # On the test split the best epoch must not be used for selection (a budget chosen
         # there would be tuned on test): it is not recorded at all.
         return None

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from splits import unsliced
 
 from experiments import hinton2006, linear_pca
 from jaxae import results
@@ -10,8 +11,10 @@ from jaxae import results
 
 def _run(module, tmp_path):
     out, results_dir = tmp_path / "out", tmp_path / "results"
-    metrics = module.main(
-        ["--quick", "--no-progress", "--out", str(out), "--results-dir", str(results_dir)]
+    metrics = unsliced(
+        module.main(
+            ["--quick", "--no-progress", "--out", str(out), "--results-dir", str(results_dir)]
+        )
     )
     return metrics, out, results_dir
 

@@ -5,6 +5,7 @@ import json
 import pathlib
 
 import pytest
+from splits import unsliced
 
 from experiments import cbir
 from jaxae import results
@@ -21,8 +22,10 @@ def test_fit_checkpoint_dir_is_one_folder_a_fit_and_none_without_checkpoint_dir(
 @pytest.mark.slow
 def test_cbir_quick_conv_codes_beat_pca_16(tmp_path):
     out, results_dir = tmp_path / "out", tmp_path / "results"
-    metrics = cbir.main(
-        ["--quick", "--no-progress", "--out", str(out), "--results-dir", str(results_dir)]
+    metrics = unsliced(
+        cbir.main(
+            ["--quick", "--no-progress", "--out", str(out), "--results-dir", str(results_dir)]
+        )
     )
     conv = "conv AE (CBIR) 16-d (z1 + z2) / 2"
     for metric in ("mAP", "precision@100"):

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from splits import unsliced
 
 import jaxae
 from experiments import semantic_hashing
@@ -22,8 +23,10 @@ METHODS = (
 @pytest.mark.slow
 def test_semantic_hashing_quick(tmp_path):
     out, results_dir = tmp_path / "out", tmp_path / "results"
-    metrics = semantic_hashing.main(
-        ["--quick", "--no-progress", "--out", str(out), "--results-dir", str(results_dir)]
+    metrics = unsliced(
+        semantic_hashing.main(
+            ["--quick", "--no-progress", "--out", str(out), "--results-dir", str(results_dir)]
+        )
     )
     for method in METHODS:
         curve = [

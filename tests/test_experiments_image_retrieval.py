@@ -4,6 +4,7 @@ tested in tests/test_retrieval.py)."""
 import json
 
 import pytest
+from splits import unsliced
 
 from experiments import image_retrieval
 from jaxae import results
@@ -12,8 +13,10 @@ from jaxae import results
 @pytest.mark.slow
 def test_image_retrieval_quick(tmp_path):
     out, results_dir = tmp_path / "out", tmp_path / "results"
-    metrics = image_retrieval.main(
-        ["--quick", "--no-progress", "--out", str(out), "--results-dir", str(results_dir)]
+    metrics = unsliced(
+        image_retrieval.main(
+            ["--quick", "--no-progress", "--out", str(out), "--results-dir", str(results_dir)]
+        )
     )
     methods = (
         "raw pixels (Euclidean)",

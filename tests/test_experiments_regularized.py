@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from splits import unsliced
 
 from experiments import makhzani2013, rifai2011, vincent2010
 from jaxae import experiment, results
@@ -14,7 +15,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def _run(module, tmp_path, *extra):
     out, results_dir = tmp_path / "out", tmp_path / "results"
     argv = ["--quick", "--no-progress", "--out", str(out), "--results-dir", str(results_dir)]
-    return module.main(argv + list(extra)), out, results_dir
+    return unsliced(module.main(argv + list(extra))), out, results_dir
 
 
 def _paper_values(path):
@@ -76,7 +77,7 @@ def test_validation_mode_never_reports_test(tmp_path):
         "CAE/best fine-tuning epoch (lowest error)/validation",
     }
     rows = results.read_results(results_dir / "rifai2011_validation.json")
-    assert {row["split"] for row in rows} == {"validation"}
+    assert {row["split"] for row in rows} == {"validation[:1000]"}  # quick: a named subset
 
 
 # Tiny runs (a few seconds each): 1,000 training and 200 eval images, a narrow layer, few epochs.
@@ -137,7 +138,7 @@ def test_finetune_curves_and_a_rerun_that_restores_from_checkpoint_dir(name, tmp
         argv += ["--set", setting]
     first = module.main([*argv, "--out", str(tmp_path / "a")])
     saved = _files(ckpt)
-    split = "validation" if "--validation" in flags else "test"
+    split = ("validation" if "--validation" in flags else "test") + "[:200]"  # eval_examples
 
     # (a) one value per fine-tuning epoch, the last one the recorded error
     ((curves, kwargs),) = drawn
@@ -151,7 +152,8 @@ def test_finetune_curves_and_a_rerun_that_restores_from_checkpoint_dir(name, tmp
         tolerance = 0.5 if "logistic" in label else 1e-9
         assert curve[-1] == pytest.approx(error, abs=tolerance)
         best = [v for k, v in first.items() if k.startswith(f"{label}/best ")]
-        assert best == ([1 + int(np.argmin(curve))] if split == "validation" else [])
+        validation = split.startswith("validation")  # a slice of it still selects epochs
+        assert best == ([1 + int(np.argmin(curve))] if validation else [])
     # (c) the figure
     assert (tmp_path / "a" / "finetune_curves.png").read_bytes()[:8] == PNG
 

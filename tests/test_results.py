@@ -260,6 +260,11 @@ def test_inf_is_never_written_as_nonstandard_json(tmp_path):
         ("test -ELBO", True),
         ("negative log-likelihood", True),
         ("log-likelihood", False),
+        ("\u2212ELBO", True),  # a Unicode minus negates too
+        ("IWAE bound, k=50 (nats)", False),  # the unit says nothing: a bound is maximised
+        ("-IWAE bound, k=50 (nats)", True),
+        ("log p(x) (nats)", False),
+        ("ELBO (nats)", False),
     ],
 )
 def test_lower_is_better_reads_the_direction_from_the_metric_name(metric, lower):
@@ -395,8 +400,10 @@ def test_headline_shows_one_run_per_paper_number_the_largest_on_the_whole_test_s
         ("[Paper 2006](#exp)", "IWAE k=5", "1.5", "yes"),
         ("[Paper 2006](#exp)", "CAE", "1.9", "yes"),
     ]
-    assert shown[0][6].endswith("(the largest of 4 runs)")
-    assert "runs)" not in shown[1][6]
+    # Every other run against the number is listed beside the one shown: no score is hidden.
+    others = "the largest of 4 runs; the others: 1 (VAE k=1, test[:1000], 83 min); 3 (VAE k=1, "
+    assert others in shown[0][6] and "2.5 (VAE k=1, 360 epochs, 15 min))" in shown[0][6]
+    assert "runs" not in shown[1][6]
     assert "**2 of 3 paper results met.**" in text
     # Without the 9000 s run, the 900 s one on the whole test set wins over the subset's 5000 s.
     (tmp_path / "other.json").unlink()
@@ -417,7 +424,10 @@ def test_the_repository_s_headline_lists_its_paper_results(tmp_path):
     lines = _headline_lines(text)
     assert len(lines) == len(compared) > 0
     met = sum(_cells(line)[5] == "yes" for line in lines)
-    assert f"**{met} of {len(compared)} paper results met.**" in text
+    counted = [c for c in compared if c[2] is not None]
+    assert f"**{met} of {len(counted)} paper results met.**" in text
+    baselines = {_cells(line)[1] for line in lines if _cells(line)[5] == "baseline, not counted"}
+    assert baselines == {"pca-30", "logistic pca-30"}  # Hinton 2006's, beside its deep AE
     fine_tuned = [
         _cells(line)
         for line in lines
@@ -425,3 +435,23 @@ def test_the_repository_s_headline_lists_its_paper_results(tmp_path):
     ]
     assert len(fine_tuned) == 1 and fine_tuned[0][5] == "yes"
     assert text.index("## Headline") < text.index("## hinton2006")
+
+
+def test_a_baseline_the_paper_reported_is_listed_but_never_counted(tmp_path):
+    def row(model, value, source):
+        return dict(_row(model=model, value=value), paper_value=2.0, paper_source=source)
+
+    rows = [
+        row("deep AE", 1.5, "Paper 2006, Fig. 2"),
+        row("PCA", 1.0, "baseline: Paper 2006, Fig. 2"),  # beats the paper's: still not "met"
+    ]
+    results.write_results("exp", rows, tmp_path)
+    verdicts = [(r["model"], met) for r, met in results.compare_to_papers(rows)]
+    assert verdicts == [("deep AE", True), ("PCA", None)]
+    text = results.render_markdown(tmp_path)
+    shown = [_cells(line) for line in _headline_lines(text)]
+    assert [(cells[0], cells[1], cells[5]) for cells in shown] == [
+        ("[Paper 2006](#exp)", "deep AE", "yes"),
+        ("[Paper 2006](#exp)", "PCA", "baseline, not counted"),
+    ]
+    assert "**1 of 1 paper results met.** (1 baseline listed beside them, not counted.)" in text
