@@ -4,7 +4,7 @@
     python benchmarks/run.py --quick        # smoke run (< 1 min) -> benchmarks/RESULTS-quick.md
     python benchmarks/run.py --out FILE.md  # anywhere else
 
-Four rows (see benchmarks/README.md):
+Five rows (see benchmarks/README.md):
 
 1. CD-1 on a 784-1000 Bernoulli RBM (batch 100) against scikit-learn's ``BernoulliRBM.fit``.
 2. One fine-tuning epoch of the 784-1000-500-250-30 deep autoencoder (batch 256, Adam) against
@@ -12,9 +12,10 @@ Four rows (see benchmarks/README.md):
 3. The FLOP/s of that fine-tuning epoch as a fraction of a large float32 matmul's, both
    measured here.
 4. The contractive penalty: ``jax.jacfwd`` Jacobian norm against its closed form.
+5. ``jaxae.fit`` against a plain ``lax.scan`` training loop, per model family (RBM, deep AE, VAE).
 
 The jaxae side is what ``jaxae.fit`` runs: the jitted epoch (a ``lax.scan`` of
-``make_train_step`` over device-resident batches) from ``jaxae.train``. Every timed unit is run
+``make_train_step`` over device-resident batches) from ``jaxae.training``. Every timed unit is run
 ``--repeats`` times. Within a repeat the runners take turns, and the order rotates from one
 repeat to the next, so background load falls on jaxae and its peers alike. Medians are reported.
 Peers are timed both with their default thread count and with a single thread: on a shared

