@@ -414,10 +414,13 @@ class Run:
 
 @functools.cache
 def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend (PNG files, no display), set once here."""
+    """``matplotlib.pyplot``, on the Agg backend (PNG files, no display) in a script; a notebook
+    (an IPython kernel) or a session that already imported pyplot keeps its backend, so its
+    ``plt.show()`` still displays."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules and "ipykernel" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
