@@ -4,6 +4,7 @@ damage (issue 16)."""
 import functools
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -62,8 +63,8 @@ def _bad_dir(kind, tmp_path):
     if kind == "below a regular file":
         (tmp_path / "file").write_text("x")
         return str(tmp_path / "file" / "ckpt"), "lies below the regular file"
-    if os.geteuid() == 0:
-        pytest.skip("root writes to read-only directories: the case cannot fail as root")
+    if os.geteuid() == 0:  # root writes to a read-only directory; nobody creates one in /proc
+        return "/proc/jaxae-unwritable-ckpt", "cannot write to"
     path = tmp_path / "ro"
     path.mkdir()
     path.chmod(0o555)
@@ -409,8 +410,8 @@ def _data_dir(kind, tmp_path):
     (tmp_path / "file").write_text("x")
     if kind == "below a regular file":
         return tmp_path / "file" / "cache"
-    if os.geteuid() == 0:
-        pytest.skip("root writes to read-only directories: the case cannot fail as root")
+    if os.geteuid() == 0:  # root writes to a read-only directory; nobody creates one in /proc
+        return pathlib.Path("/proc/jaxae-unwritable-cache")
     (tmp_path / "ro").mkdir(mode=0o555)
     return tmp_path / "ro"
 

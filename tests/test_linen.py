@@ -88,6 +88,7 @@ def test_linen_run_resumed_from_checkpoint_equals_uninterrupted(tmp_path):
     uninterrupted = _fit(x, 3)
     _fit(x, 1, checkpoint_dir=tmp_path / "ckpt")
     resumed = _fit(x, 3, checkpoint_dir=tmp_path / "ckpt")
+    assert resumed.resumed_epochs == 1  # params and model_state came from the checkpoint
     jax.tree.map(np.testing.assert_array_equal, uninterrupted.params, resumed.params)
     jax.tree.map(np.testing.assert_array_equal, uninterrupted.model_state, resumed.model_state)
 

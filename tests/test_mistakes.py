@@ -430,7 +430,8 @@ def test_accepted_pathlib_checkpoint_dir_resumes(tmp_path):
     directory = tmp_path / "ckpt"
     assert isinstance(directory, pathlib.Path)
     _fit(checkpoint_dir=directory, epochs=1)
-    assert len(_fit(checkpoint_dir=directory, epochs=2).history) == 2
+    resumed = _fit(checkpoint_dir=directory, epochs=2)
+    assert len(resumed.history) == 2 and resumed.resumed_epochs == 1
 
 
 def test_accepted_numpy_integer_sizes():

@@ -248,3 +248,23 @@ def test_logistic_pca_bad_inputs():
         jaxae.logistic_pca_encode(jaxae.fit_pca(x, 2), x)
     with pytest.raises(ValueError, match="codes: expected last dimension 2, got shape"):
         jaxae.logistic_pca_decode(model, np.zeros((3, 4), np.float32))
+
+
+def _largest_entry_signs(components):
+    components = np.asarray(components)
+    return np.sign(components[np.arange(len(components)), np.abs(components).argmax(axis=1)])
+
+
+def test_components_have_a_fixed_sign_their_largest_entry_positive():
+    """The documented sign convention, so two fits (or a fit and a recovery from a decoder with
+    either orientation) give the same vectors, not the same vectors up to sign."""
+    x = _data()
+    pca = jaxae.fit_pca(x, 4)
+    np.testing.assert_array_equal(_largest_entry_signs(pca.components), 1.0)
+    np.testing.assert_array_equal(_largest_entry_signs(jaxae.fit_pca(-x, 4).components), 1.0)
+    rng = np.random.default_rng(5)
+    for mixing in (rng.normal(size=(4, 4)), -rng.normal(size=(4, 4))):
+        decoder_w = mixing.astype(np.float32) @ np.asarray(pca.components)
+        recovered = jaxae.principal_components_from_decoder(decoder_w, x)
+        np.testing.assert_array_equal(_largest_entry_signs(recovered.components), 1.0)
+        np.testing.assert_allclose(recovered.components, pca.components, atol=1e-4)

@@ -250,8 +250,14 @@ def test_ais_is_within_a_tenth_of_a_nat_of_exact(spec, scale, total_counts):
     )
     assert abs(float(estimate) - float(exact)) < 0.1
     assert stats["log_weights"].shape == (100,)
-    assert stats["log_z_lower"] <= estimate <= stats["log_z_upper"]
     assert float(stats["log_weights_std"]) < 1.0
+    # The estimate and its ±3σ bracket, recomputed from the weights (NumPy, float64).
+    log_w = np.asarray(stats["log_weights"], np.float64)
+    log_mean_w = np_logsumexp(log_w) - np.log(len(log_w))
+    sigma = np.std(np.exp(log_w - log_mean_w)) / np.sqrt(len(log_w))
+    np.testing.assert_allclose(estimate, float(stats["log_z_base"]) + log_mean_w, rtol=1e-5)
+    np.testing.assert_allclose(stats["log_z_upper"], estimate + np.log1p(3 * sigma), rtol=1e-5)
+    np.testing.assert_allclose(stats["log_z_lower"], estimate + np.log1p(-3 * sigma), rtol=1e-5)
 
 
 def test_ais_from_a_data_base_rate_with_an_explicit_schedule():
@@ -724,3 +730,48 @@ def test_shape_checks_run_under_jit_and_value_checks_skip_tracers():
     # Values are only checked eagerly: under jit the tracer passes (check data before jit).
     grads, _ = cd(PARAMS, 2 * V, KEY)
     assert grads.w.shape == (4, 3)
+
+
+def _bb_sweep_matrices(params, n_v, n_h):
+    """Exact P(h | v) [v, h] and P(v' | h) [h, v'] of a small Bernoulli RBM, by enumeration."""
+    w, bv, bh = np_params(params)
+    vs, hs = binary_states(n_v), binary_states(n_h)
+    p_h = 1 / (1 + np.exp(-(vs @ w + bh)))  # [v, n_h]
+    p_h_given_v = np.prod(np.where(hs[None] == 1, p_h[:, None], 1 - p_h[:, None]), -1)
+    p_v = 1 / (1 + np.exp(-(hs @ w.T + bv)))  # [h, n_v]
+    p_v_given_h = np.prod(np.where(vs[None] == 1, p_v[:, None], 1 - p_v[:, None]), -1)
+    return vs, hs, p_h_given_v, p_v_given_h, p_v
+
+
+def test_gibbs_chain_takes_exactly_k_sweeps():
+    """From v = 0 the state after k sweeps has row 0 of T^k (T = P(h|v) P(v'|h)): a chain one
+    sweep short would follow T^(k-1), which this far from equilibrium is far off."""
+    spec = RBMSpec(3, 2)
+    params = random_params(17, spec, scale=2.0)
+    _, _, p_h_given_v, p_v_given_h, _ = _bb_sweep_matrices(params, 3, 2)
+    sweep = p_h_given_v @ p_v_given_h
+    n_chains = 40_000
+    for k in (1, 2, 3):
+        final = jitted(rbm.gibbs_chain, spec=spec, k=k)(
+            params, np.zeros((n_chains, 3), np.float32), jax.random.key(k)
+        )
+        observed = np.bincount(np.asarray(final.v).astype(int) @ [4, 2, 1], minlength=8)
+        expected = n_chains * np.linalg.matrix_power(sweep, k)[0]
+        chi2 = np.sum((observed - expected) ** 2 / expected)
+        assert chi2 < 30.0, (k, chi2)  # 7 degrees of freedom: p ≈ 1e-4
+
+
+def test_cd_k_reconstruction_error_is_the_first_sweep_s():
+    """With k = 3 the metric is still E_h~p(h|v) ‖v - E[v|h]‖² of the data's own sweep, not the
+    chain's last one (k = 1 cannot tell the two apart)."""
+    spec = RBMSpec(3, 2)
+    params = random_params(5, spec, scale=2.0)
+    vs, _, p_h_given_v, _, p_v = _bb_sweep_matrices(params, 3, 2)
+    error = np.sum((vs[:, None, :] - p_v[None]) ** 2, -1)  # [v, h]: ‖v - E[v|h]‖²
+    exact = np.sum(p_h_given_v * error, -1)  # [v]
+    spread = np.sum(p_h_given_v * error**2, -1) - exact**2
+    v = np.repeat(vs[[1, 6]], 4000, axis=0).astype(np.float32)  # two patterns, 4000 copies each
+    _, metrics = jitted(rbm.cd_gradients, spec=spec, k=3)(params, v, jax.random.key(0))
+    want = exact[[1, 6]].mean()
+    standard_error = np.sqrt(spread[[1, 6]].mean() / len(v))
+    assert abs(float(metrics["reconstruction_error"]) - want) < 4 * standard_error

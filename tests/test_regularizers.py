@@ -215,3 +215,22 @@ def test_kl_sparsity_gives_a_dead_unit_a_gradient_and_a_traced_bad_batch_nan():
     tanh_codes = jnp.array([[-0.5, 0.2], [-0.3, 0.9]])
     penalty = jax.jit(lambda h: kl_sparsity_penalty(h, target=0.05))(tanh_codes)
     assert np.all(np.isnan(np.asarray(penalty)))
+
+
+def test_a_traced_k_keeps_alpha_k_units_and_is_nan_above_max_k():
+    h = jnp.asarray(np.random.default_rng(3).standard_normal((5, 30)), jnp.float32)
+    kept = jax.jit(lambda h, k: k_sparse(h, k=k, alpha=3.0))
+    np.testing.assert_array_equal(np.count_nonzero(np.asarray(kept(h, jnp.int32(4))), 1), 12)
+    np.testing.assert_array_equal(np.count_nonzero(np.asarray(kept(h, jnp.int32(20))), 1), 30)
+    bounded = jax.jit(lambda h, k: k_sparse(h, k=k, max_k=4))
+    assert np.all(np.isfinite(np.asarray(bounded(h, jnp.int32(4)))))
+    assert np.all(np.isnan(np.asarray(bounded(h, jnp.int32(5)))))  # not clamped to max_k
+
+
+def test_kl_sparsity_averages_over_every_axis_but_the_units():
+    h = jax.nn.sigmoid(jnp.asarray(np.random.default_rng(4).standard_normal((4, 3, 5))))
+    np.testing.assert_allclose(
+        kl_sparsity_penalty(h, target=0.1),
+        np.full(4, _kl_reference(np.asarray(h).reshape(-1, 5), 0.1)),
+        rtol=1e-5,
+    )

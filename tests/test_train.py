@@ -169,6 +169,7 @@ def test_killed_run_resumes_to_the_uninterrupted_parameters(tmp_path):
     assert proc.returncode == -9, proc.stderr[-2000:]
     x = _digits()
     resumed = _fit(x, 4, checkpoint_dir=ckpt)
+    assert resumed.resumed_epochs == 2  # the killed run's checkpoint of epochs 0-1 was read
     uninterrupted = _fit(x, 4)
     jax.tree.map(np.testing.assert_array_equal, uninterrupted.params, resumed.params)
 

@@ -344,3 +344,20 @@ def test_posterior_means_are_the_encoder_means_in_chunks():
     got = V.posterior_means(model, params, x, chunk_size=4)
     assert got.shape == (11, 1)
     np.testing.assert_allclose(got, model.posterior(params, x)[0], rtol=1e-6)
+
+
+def test_beta_weights_exactly_the_kl_term(key):
+    """elbo(β) = elbo(0) - β KL for both estimators, KL from the posterior's closed form (the
+    sampled estimator's KL is its own samples': the same key, so the same z)."""
+    model, params = BernoulliToy(), _bernoulli_toy_params(encoder_scale=0.4)
+    x = jnp.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+    mean, log_variance = model.posterior(params, x)
+    kl = 0.5 * np.sum(np.square(mean) + np.exp(log_variance) - 1.0 - log_variance, axis=-1)
+    reconstruction = V.elbo(model, params, x, key, beta=0.0)
+    for beta in (0.5, 2.0):
+        got = V.elbo(model, params, x, key, beta=beta)
+        np.testing.assert_allclose(got, reconstruction - beta * kl, rtol=1e-5, atol=1e-6)
+    sampled = functools.partial(V.elbo, model, params, x, key, analytic_kl=False, num_samples=64)
+    with_kl, without_kl = sampled(beta=1.0), sampled(beta=0.0)
+    np.testing.assert_allclose(sampled(beta=2.0), 2 * with_kl - without_kl, rtol=1e-5, atol=1e-5)
+    assert np.all(np.asarray(without_kl - with_kl) > 0)  # a positive KL estimate is subtracted

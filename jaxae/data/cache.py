@@ -96,8 +96,9 @@ def write_verified(path: pathlib.Path, chunks: Iterable[bytes], sha256: str, sou
                     f"{source} has sha256 {digest.hexdigest()}, expected {sha256}; not writing "
                     f"{path}"
                 )
-    except (PermissionError, NotADirectoryError, FileExistsError) as error:
-        # A read-only cache, or a cache path below a regular file.
+    except OSError as error:
+        # A read-only cache (or file system), a cache path below a regular file or where no
+        # directory can be made (ENOENT in /proc), a full disk: the strerror says which.
         raise DataFileError(
             f"{path} is missing and cannot be written ({error.strerror or error}): the data "
             f"directory {path.parent} must be a writable directory; pass data_dir= (or set "
