@@ -81,5 +81,8 @@ def test_hinton2006_rerun_with_its_checkpoint_dir_resumes_every_fit(tmp_path):
     assert all((ckpt / fit).is_dir() for fit in fits), sorted(p for p in ckpt.rglob("*"))
     again = hinton2006.main([*tiny, "--out", str(tmp_path / "again")])
     deep = "deep AE, pretrained + fine-tuned"
-    for name in (f"{deep}/squared error per image/test", f"{deep}/training wall time (s)/train"):
+    for name in (
+        f"{deep}/squared error per image/test[:200]",
+        f"{deep}/training wall time (s)/train",
+    ):
         assert again[name] == first[name], name  # restored, not retrained: the same epochs' times
