@@ -79,7 +79,10 @@ def chunked_map(
 def chunked_mean(
     fn: Callable[..., Array], data: Any, *, args: tuple = (), chunk_size: int = 1000
 ) -> float:
-    """Mean over all ``n`` rows of a per-example ``fn(*args, batch) -> [batch]``, as a float."""
+    """Mean over all ``n`` rows of a per-example ``fn(*args, batch) -> [batch]``, as a float
+    (``n = 0`` is refused: the mean of nothing is no score)."""
+    if _num_rows(data) == 0:
+        raise ValueError("data: expected at least one row to average over, got 0")
     values = chunked_map(fn, data, args=args, chunk_size=chunk_size)
     if values.ndim != 1:
         raise ValueError(

@@ -226,8 +226,9 @@ def checkpoint_subdir(checkpoint_dir: str | os.PathLike | None, *names: str) -> 
     """``<checkpoint_dir>/<name>/...``: one folder a ``fit``, so a cut run resumes each one.
 
     None when ``checkpoint_dir`` is None (no saving). ``fit`` checks that a checkpoint it finds
-    is of the same model and optimizer, not of the same data or schedule: give each command its
-    own ``checkpoint_dir`` (a ``--quick`` or ``--validation`` run too).
+    is of the same model and optimizer, not of the same data or schedule (a pretrained layer's
+    recipe, data and key are checked: ``jaxae.recipes.check_layer_fingerprint``): give each
+    command its own ``checkpoint_dir`` (a ``--quick`` or ``--validation`` run too).
     """
     if checkpoint_dir is None:
         return None

@@ -27,6 +27,8 @@ from __future__ import annotations
 import collections
 import functools
 import re
+import sys
+import unicodedata
 from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
@@ -69,6 +71,22 @@ def __getattr__(name: str):
 _WORD = re.compile(r"[^\W\d_]+")
 
 
+@functools.cache
+def _word_with_marks() -> re.Pattern:
+    """A letter, then letters or combining marks (Unicode category M): ``re``'s letters leave
+    out marks, which would split "नमस्ते" (its vowel signs) or a decomposed "café". Built once,
+    on the first non-ASCII document (a scan of the code points, a fraction of a second)."""
+    marks, start = [], None
+    for code in range(sys.maxunicode + 2):
+        is_mark = code <= sys.maxunicode and unicodedata.category(chr(code)).startswith("M")
+        if is_mark and start is None:
+            start = code
+        elif not is_mark and start is not None:
+            marks.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
+            start = None
+    return re.compile(rf"[^\W\d_](?:[^\W\d_]|[{''.join(marks)}])*")
+
+
 def tokenize(
     document: str,
     *,
@@ -78,7 +96,9 @@ def tokenize(
     """Lower-cased words of ``document``, stop words and words shorter than ``min_length`` removed.
 
     A word is a maximal run of letters, so ``"don't"`` gives ``"don"`` and ``"t"`` (the latter
-    dropped by ``min_length=2``), as in the corpora's own preprocessing.
+    dropped by ``min_length=2``), as in the corpora's own preprocessing. Non-ASCII text is
+    NFC-normalised first, and a word's combining marks stay in it (a decomposed ``"café"``, the
+    vowel signs of Devanagari).
 
     Args:
       document: the text.
@@ -94,9 +114,13 @@ def tokenize(
     check_positive_int(min_length, "min_length")
     if stop_words is None:
         stop_words = _english_stop_words()
-    return [
-        w for w in _WORD.findall(document.lower()) if len(w) >= min_length and w not in stop_words
-    ]
+    text = document.lower()
+    if not text.isascii():  # composed where Unicode can compose, and marks kept in their word
+        text = unicodedata.normalize("NFC", text)
+        words = _word_with_marks().findall(text)
+    else:
+        words = _WORD.findall(text)
+    return [w for w in words if len(w) >= min_length and w not in stop_words]
 
 
 def _check_token_lists(documents: Sequence[Sequence[str]]) -> None:

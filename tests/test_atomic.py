@@ -44,3 +44,12 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path):
     atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"new"
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_a_symlink_is_written_through_not_replaced(tmp_path):
+    target = tmp_path / "target.txt"
+    target.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"

@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -139,6 +141,12 @@ def test_finetune_with_frozen_encoders_trains_only_the_classifier(digits, stack,
         np.testing.assert_array_equal(before["b"], after["b"])
     assert not np.array_equal(params["classifier"]["w"], tuned["classifier"]["w"])
     assert classification_error(model, tuned, x_test, y_test) < 0.35
+    # An eval_fn written for the model's parameters works with frozen encoders too.
+    _, history = finetune_classifier(
+        model, params, x, y, key=key, epochs=2, train_encoders=False, progress=False,
+        eval_fn=lambda p: {"test_error": classification_error(model, p, x_test, y_test)},
+    )  # fmt: skip
+    assert [0.0 <= row["test_error"] <= 1.0 for row in history] == [True, True]
 
 
 @pytest.mark.parametrize(
@@ -152,6 +160,16 @@ def test_finetune_with_frozen_encoders_trains_only_the_classifier(digits, stack,
         ),
         (lambda: AutoencoderConfig(k=0), "k: expected a positive integer"),
         (lambda: AutoencoderConfig(k=3), "activation: a k-sparse layer \\(k=3\\) expects one of"),
+        (  # the anneal would end after training did: the weights never see the k they encode
+            lambda: AutoencoderConfig(
+                activation="linear", k=2, k_initial=4, k_anneal_epochs=5, epochs=1
+            ),
+            "k_anneal_epochs: expected at most epochs = 1",
+        ),
+        (  # a k_initial without epochs to anneal over would be ignored
+            lambda: AutoencoderConfig(activation="linear", k=2, k_initial=4),
+            "k_initial and k_anneal_epochs: set both",
+        ),
     ],
 )
 def test_bad_configs(make, message):
@@ -217,6 +235,19 @@ def test_bad_stacking_inputs(digits, key):
         pretrain_stack(x, (64, 5, 3), [AutoencoderConfig()], key=key)
     with pytest.raises(ValueError, match="layers: expected at least one"):
         stack_encoders([], n_classes=10)
+    tanh_codes = np.tanh(np.random.default_rng(0).standard_normal((50, 6))).astype(np.float32)
+    salt_and_pepper = AutoencoderConfig(
+        activation="tanh", loss="squared_error", output_activation="tanh",
+        corruption="salt_and_pepper", corruption_level=0.2, epochs=1,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"salt-and-pepper sets inputs to 0 and 1.*lie in \[-"):
+        pretrain_stack(tanh_codes, (6, 3), salt_and_pepper, key=key)
+    sparse = AutoencoderConfig(sparsity_target=0.05, sparsity_weight=0.1, epochs=1)
+    with pytest.raises(ValueError, match="example_keys: the KL sparsity penalty needs the batch"):
+        pretrain_stack(x, (64, 5), sparse, key=key, example_keys=True)
+    annealed = AutoencoderConfig(activation="linear", k=2, k_initial=4, k_anneal_epochs=1, epochs=1)
+    with pytest.raises(ValueError, match="mesh/devices: an annealed k"):
+        pretrain_stack(x, (64, 5), annealed, key=key, devices=1)
 
 
 def test_reconstruct_layer_shows_the_corrupted_input(digits, stack):
@@ -228,3 +259,26 @@ def test_reconstruct_layer_shows_the_corrupted_input(digits, stack):
     assert 0.1 < zeroed < 0.4  # masking noise at ν = 25 %
     with pytest.raises(ValueError, match="expected an autoencoder layer"):
         reconstruct_layer(stack[0], x, key=jax.random.key(3))
+
+
+def test_a_stack_resumes_its_own_checkpoints_and_refuses_another_s(digits, key, tmp_path):
+    """fit restores any checkpoint of the right shapes; the layer's facts (layer.json) stop a
+    rerun with another activation, other data or another key from getting the old layer back
+    under the new config."""
+    x = digits[0][:200]
+    config = AutoencoderConfig(epochs=1, batch_size=50)
+    first = pretrain_stack(x, (64, 8, 4), config, key=key, checkpoint_dir=tmp_path, progress=False)
+    again = pretrain_stack(x, (64, 8, 4), config, key=key, checkpoint_dir=tmp_path, progress=False)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.params["encoder"][0]["w"], b.params["encoder"][0]["w"])
+    tanh = dataclasses.replace(config, activation="tanh")
+    for stack_x, layer_config, layer_key, message in (
+        (x, tanh, key, r"activation: 'sigmoid' then, 'tanh' now"),
+        (1.0 - x, config, key, r"data: .* then, .* now \(the data summary"),
+        (x, config, jax.random.key(9), r"key: \[.*\] then, \[.*\] now"),
+    ):
+        with pytest.raises(ValueError, match=r"layer_0'.*other settings \(" + message):
+            pretrain_stack(
+                stack_x, (64, 8, 4), layer_config, key=layer_key, checkpoint_dir=tmp_path,
+                progress=False,
+            )  # fmt: skip

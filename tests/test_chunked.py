@@ -54,3 +54,8 @@ def test_chunked_mean_and_errors():
         chunked_map(lambda b: b, {"a": jnp.zeros(3), "b": jnp.zeros(4)})
     with pytest.raises(ValueError, match="chunk_size"):
         chunked_map(_square_rows, x, chunk_size=0)
+
+
+def test_chunked_mean_of_no_rows_is_refused_not_nan():
+    with pytest.raises(ValueError, match="data: expected at least one row to average over, got 0"):
+        chunked_mean(lambda batch: batch.sum(axis=1), np.zeros((0, 3), np.float32))

@@ -140,6 +140,14 @@ def test_pretrain_rbm_stack_checkpoints_each_layer_in_its_own_directory(tmp_path
     again = jaxae.pretrain_rbm_stack(x, (64, 16, 4), checkpoint_dir=tmp_path, **kwargs)
     for a, b in zip(stack, again, strict=True):
         jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+    # Another CD-k or other hidden units would restore those layers under the new recipe.
+    with pytest.raises(ValueError, match=r"layer_0'.*other settings \(k: 1 then, 5 now\)"):
+        other = dict(kwargs, configs=RBMConfig(epochs=2, batch_size=50, k=5))
+        jaxae.pretrain_rbm_stack(x, (64, 16, 4), checkpoint_dir=tmp_path, **other)
+    with pytest.raises(ValueError, match=r"layer_1'.*spec: .*hidden='gaussian'.* then"):
+        jaxae.pretrain_rbm_stack(
+            x, (64, 16, 4), checkpoint_dir=tmp_path, top_hidden="bernoulli", **kwargs
+        )
     with pytest.raises(TypeError, match="optimizer: set by the recipe"):
         jaxae.pretrain_rbm_stack(x, (64, 4), optimizer=rbm_optimizer(), **kwargs)
 

@@ -110,3 +110,12 @@ def test_lsa_is_the_truncated_svd():
     assert np.all(lsa.components[rows, np.abs(lsa.components).argmax(axis=1)] > 0)
     with pytest.raises(ValueError, match="x: expected last dimension 15"):
         text.lsa_encode(lsa, x[:, :5])
+
+
+def test_tokenize_keeps_combining_marks_in_their_word():
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "Café résumé naïve")
+    assert text.tokenize(decomposed, stop_words=()) == ["café", "résumé", "naïve"]  # composed
+    assert text.tokenize("नमस्ते दुनिया", stop_words=()) == ["नमस्ते", "दुनिया"]  # vowel signs kept
+    assert text.tokenize("don't 42abc", stop_words=()) == ["don", "abc"]  # ASCII as before

@@ -15,9 +15,10 @@ labels, label names) for a text corpus. Image names:
   read through ``tfds.data_source`` (``pip install "jaxae[tfds]"``).
 
 Video: ``"moving_mnist"``, Moving MNIST sequences generated from MNIST digits
-(``jaxae.data.moving_mnist``; a ``MovingMnist`` of uint8 frames ``[N, T, H, W]``): ``"train"`` (10k sequences from ``mnist`` ``train[:50000]``'s digits,
-generated afresh), ``"validation"`` (2k, from ``train[50000:]``) and ``"test"`` (10k, from
-``test``), the last two cached with their checksum.
+(``jaxae.data.moving_mnist``; a ``MovingMnist`` of uint8 frames ``[N, T, H, W]``):
+``"train"`` (10k sequences from ``mnist`` ``train[:50000]``'s digits, generated afresh),
+``"validation"`` (2k, from ``train[50000:]``) and ``"test"`` (10k, from ``test``), the last
+two cached with their checksum.
 
 Text corpora (single-label, from Ana Cardoso Cachopo's "all-terms" versions: letters only,
 lower-cased, single spaces, the subject line first), read from the ``.tab`` files inside the PyPI

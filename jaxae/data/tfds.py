@@ -1,8 +1,9 @@
 """Any TensorFlow Datasets image dataset with ``image`` and ``label`` features, as
 ``"tfds:<name>"``, read through ``tfds.data_source`` (``pip install "jaxae[tfds]"``).
 
-Any TFDS split name is accepted; a slice (``"train[3:-2]"``) is applied here, reading only the
-records it selects. Images are uint8 HWC (HW becomes HW1), scaled by 1/255.
+Any TFDS split name is accepted, with an optional integer slice (``"train[3:-2]"``) applied
+here, reading only the records it selects; TFDS's own split syntax (``"train[:10%]"``,
+``"train+test"``) is not. Images are uint8 HWC (HW becomes HW1), scaled by 1/255.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ gradient estimator and an Optax transformation, passing ``fit``'s options throug
 - :mod:`jaxae.recipes.autoencoder_stack`: greedy stacking of any autoencoder kind (and RBMs).
 - :mod:`jaxae.recipes.finetune`: the stack under a softmax, fine-tuned on labels.
 - :mod:`jaxae.recipes.deep_autoencoder`: an unrolled stack fine-tuned on its reconstructions.
-- :mod:`jaxae.recipes.layers`: :class:`PretrainedLayer` and :func:`encode_layers`.
+- :mod:`jaxae.recipes.layers`: :class:`PretrainedLayer`, :func:`encode_layers` and
+  :func:`check_layer_fingerprint`.
 """
 
 from jaxae.recipes.autoencoder_stack import (
@@ -31,7 +32,12 @@ from jaxae.recipes.finetune import (
     finetune_classifier,
     stack_encoders,
 )
-from jaxae.recipes.layers import PretrainedLayer, apply_encoder, encode_layers
+from jaxae.recipes.layers import (
+    PretrainedLayer,
+    apply_encoder,
+    check_layer_fingerprint,
+    encode_layers,
+)
 from jaxae.recipes.rbm_stack import (
     ContrastiveDivergence,
     RBMConfig,
@@ -55,6 +61,7 @@ __all__ = [
     "weighted_squared_error",
     "StackedClassifier",
     "apply_encoder",
+    "check_layer_fingerprint",
     "classification_error",
     "encode_layers",
     "finetune_classifier",

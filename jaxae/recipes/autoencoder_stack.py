@@ -29,7 +29,7 @@ import optax
 from jaxae import noise, rbm, regularizers
 from jaxae.losses import sigmoid_cross_entropy, squared_error
 from jaxae.models.mlp import ACTIVATIONS, MLPAutoencoder
-from jaxae.recipes.layers import PretrainedLayer, encode_layers
+from jaxae.recipes.layers import PretrainedLayer, check_layer_fingerprint, encode_layers
 from jaxae.recipes.rbm_stack import (
     RBMConfig,
     check_fit_kwargs,
@@ -140,6 +140,16 @@ class AutoencoderConfig:
                 )
             if self.k_initial is not None and self.k_initial < self.k:
                 raise ValueError(f"k_initial: expected >= k = {self.k}, got {self.k_initial}")
+        if (self.k_initial is not None) != (self.k_anneal_epochs > 0):
+            raise ValueError(
+                "k_initial and k_anneal_epochs: set both (an annealing from k_initial over "
+                f"k_anneal_epochs) or neither, got {self.k_initial} and {self.k_anneal_epochs}"
+            )
+        if self.k_anneal_epochs > self.epochs:
+            raise ValueError(
+                f"k_anneal_epochs: expected at most epochs = {self.epochs} (training would end "
+                f"before k reaches {self.k}, the k it encodes with), got {self.k_anneal_epochs}"
+            )
         if self.k_alpha < 1:
             raise ValueError(f"k_alpha: expected a value >= 1, got {self.k_alpha}")
         for field in ("sparsity_weight", "l1_weight", "contractive_weight", "weight_decay"):
@@ -321,8 +331,26 @@ def pretrain_layer(
         return train_rbm(x, spec, config, init_key=rbm_init_key, key=rbm_key, **fit_kwargs)
     needs_unit_range = config.loss == "cross_entropy"
     check_array(x, "x", rank=2, value_range=(0.0, 1.0) if needs_unit_range else None)
+    if config.corruption == "salt_and_pepper" and x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            "corruption: salt-and-pepper sets inputs to 0 and 1, the ends of the range of "
+            f"pixels or sigmoid codes; this layer's inputs lie in [{x.min():g}, {x.max():g}] "
+            "(tanh or ReLU codes below?): use masking or Gaussian corruption"
+        )
+    if (
+        config.sparsity_target is not None
+        and config.sparsity_weight
+        and (fit_kwargs.get("example_keys"))
+    ):
+        raise ValueError(
+            "example_keys: the KL sparsity penalty needs the batch's mean activation, and "
+            "per-example keys evaluate the loss one example at a time; train without "
+            "example_keys"
+        )
     if config.k is not None and config.k > n_hidden:
         raise ValueError(f"config.k: expected at most the layer's {n_hidden} units, got {config.k}")
+    if fit_kwargs.get("checkpoint_dir") is not None:
+        check_layer_fingerprint(fit_kwargs["checkpoint_dir"], config, x, n_hidden, key)
     model = layer_autoencoder(config, x.shape[1], n_hidden)
     params = model.init(init_key)
     common = dict(
@@ -333,6 +361,12 @@ def pretrain_layer(
         **fit_kwargs,
     )
     if config.k is not None and config.k_initial is not None and config.k_anneal_epochs:
+        if any(fit_kwargs.get(name) is not None for name in ("mesh", "devices")):
+            raise ValueError(
+                "mesh/devices: an annealed k (k_initial) counts its steps in fit's aux state, "
+                "which data-parallel training splits over devices; anneal on one device, or "
+                "train a fixed k data-parallel"
+            )
         steps = max(1, config.k_anneal_epochs * (len(x) // config.batch_size))
         grad_fn = _AnnealedKGradient(model, config, min(config.k_initial, n_hidden), steps)
         result = fit(params, x, grad_fn=grad_fn, aux=jnp.zeros((), jnp.int32), **common)
@@ -359,7 +393,8 @@ def pretrain_stack(
         :class:`AutoencoderConfig` or an :class:`jaxae.recipes.RBMConfig`.
       key: PRNG key, split once per layer.
       checkpoint_dir: passed to ``fit`` as ``checkpoint_dir/layer_<i>`` for layer ``i``, so a
-        killed pretraining resumes the layer it was in.
+        killed pretraining resumes the layer it was in. A layer's folder records its recipe,
+        input and key (``layer.json``); a rerun with others is refused, not restored.
       **fit_kwargs: passed to every layer's :func:`jaxae.fit` (``mesh``, ``devices``,
         ``callbacks``, ``progress``, ``example_keys``, ...).
 

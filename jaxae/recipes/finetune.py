@@ -198,7 +198,9 @@ def finetune_classifier(
       optimizer: any Optax transformation (default: Adam, 1e-3).
       train_encoders: fine-tune the encoders too (see above).
       **fit_kwargs: passed to :func:`jaxae.fit` (``eval_fn``, ``callbacks``, ``mesh``,
-        ``devices``, ``checkpoint_dir``, ``progress``, ``desc``, ``example_keys``, ...).
+        ``devices``, ``checkpoint_dir``, ``progress``, ``desc``, ``example_keys``, ...). With
+        ``train_encoders=False``, ``eval_fn`` still gets the whole model's parameters; the
+        loop's state (callbacks, checkpoints) holds the classifier alone.
 
     Returns:
       ``(params, history)``: the trained parameters and the loop's per-epoch rows.
@@ -215,6 +217,11 @@ def finetune_classifier(
     features = chunked_map(model.features, x, args=(params,))
     top = StackedClassifier(model.sizes[-2:], (), (), ())
     fit_kwargs.setdefault("desc", "classifier")
+    eval_fn = fit_kwargs.get("eval_fn")
+    if eval_fn is not None:  # fit trains the classifier alone; eval_fn sees the whole model's
+        fit_kwargs["eval_fn"] = lambda p: eval_fn(
+            {"layers": params["layers"], "classifier": p["classifier"]}
+        )
     result = fit(
         {"layers": [], "classifier": params["classifier"]},
         {"x": features, "y": y},

@@ -9,18 +9,25 @@ autoencoder (``spec`` None, ``params`` its ``{"encoder", "decoder"}``); either w
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
+import pathlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxae import rbm, regularizers
+from jaxae.atomic import atomic_write_text
 from jaxae.chunked import chunked_map
 from jaxae.models.mlp import ACTIVATIONS
 from jaxae.typing import Array, ArrayLike
 from jaxae.validation import check_array
 
-__all__ = ["PretrainedLayer", "apply_encoder", "encode_layers"]
+__all__ = ["PretrainedLayer", "apply_encoder", "check_layer_fingerprint", "encode_layers"]
 
 
 class PretrainedLayer(NamedTuple):
@@ -134,3 +141,70 @@ def encode_layers(
             fn = _AutoencoderEncoder(layer.activation, layer.k, layer.k_alpha)
             x = chunked_map(fn, x, args=(layer.encoder,), chunk_size=chunk_size)
     return x
+
+
+def _key_list(key: Any) -> list:
+    """A typed or a legacy uint32 PRNG key's bits, as a JSON list."""
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    return np.asarray(jax.random.key_data(key) if typed else key).tolist()
+
+
+def _data_summary(x: np.ndarray) -> str:
+    """Rows, and per-feature means and standard deviations to 4 significant digits, hashed: the
+    same data on another device (last-bit differences in a lower layer's codes) summarises
+    alike, other data (another subset, 1 - x, another layer below) does not."""
+    x64 = np.asarray(x, np.float64)
+    stats = np.concatenate([x64.mean(axis=0), x64.std(axis=0)]) if len(x64) else np.zeros(0)
+    rounded = np.array([float(f"{v:.4g}") for v in stats]).tobytes()
+    return f"{x.shape[0]} rows, {hashlib.blake2b(rounded, digest_size=12).hexdigest()}"
+
+
+# Facts of a layer's training that its checkpoints depend on; epochs may grow (a longer run
+# resumes a shorter one) and the optimizer object has no stable description, so neither is one.
+_NOT_FINGERPRINTED = ("epochs", "optimizer")
+
+
+def check_layer_fingerprint(
+    directory: str | os.PathLike, config: Any, x: np.ndarray, n_hidden: int, key: Any, **facts
+) -> None:
+    """Refuses to resume a layer's checkpoints trained with other settings, data or key.
+
+    ``fit`` restores whatever ``directory`` holds if the parameter shapes match, so a rerun of a
+    stack with another activation, corruption, CD-k, unit type or input would otherwise get the
+    old layer back, labelled with the new config. The first run writes ``layer.json`` there (the
+    config's fields but ``epochs`` and ``optimizer``, the sizes, the key, a summary of ``x``);
+    a later run compares. A folder of checkpoints written before this check adopts the facts.
+
+    Raises:
+      ValueError: naming each fact that differs, then and now.
+    """
+    fields = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if f.name not in _NOT_FINGERPRINTED
+    }
+    now = {
+        "config": type(config).__name__,
+        **{k: v if isinstance(v, (bool, int, float, str, type(None))) else repr(v)
+           for k, v in fields.items()},
+        "sizes": [int(x.shape[1]), int(n_hidden)],
+        "key": _key_list(key),
+        "data": _data_summary(x),
+        **{k: _key_list(v) if hasattr(v, "dtype") else repr(v) for k, v in facts.items()},
+    }  # fmt: skip
+    path = pathlib.Path(directory) / "layer.json"
+    if path.is_file():
+        then = json.loads(path.read_text())
+        differ = sorted(k for k in then.keys() | now.keys() if then.get(k) != now.get(k))
+        if differ:
+            changes = "; ".join(f"{k}: {then.get(k)!r} then, {now.get(k)!r} now" for k in differ)
+            if "data" in differ:
+                changes += " (the data summary: other data, or a layer below trained differently)"
+            raise ValueError(
+                f"checkpoint_dir {os.fspath(directory)!r}: its checkpoints were trained with "
+                f"other settings ({changes}); pass another checkpoint_dir, or delete this one "
+                "to train the layer again"
+            )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(now, indent=1, sort_keys=True) + "\n")

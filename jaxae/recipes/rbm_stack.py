@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from jaxae import rbm
-from jaxae.recipes.layers import PretrainedLayer, encode_layers
+from jaxae.recipes.layers import PretrainedLayer, check_layer_fingerprint, encode_layers
 from jaxae.training import fit
 from jaxae.typing import ArrayLike, PRNGKey
 from jaxae.validation import check_array, check_counts, check_positive_int
@@ -266,6 +266,11 @@ def train_rbm(
     value_range = (0.0, 1.0) if spec.visible == "bernoulli" else None
     check_array(x, "x", rank=2, last_dim=spec.n_visible, value_range=value_range)
     check_fit_kwargs(fit_kwargs, _RESERVED)
+    if fit_kwargs.get("checkpoint_dir") is not None:
+        check_layer_fingerprint(
+            fit_kwargs["checkpoint_dir"], config, x, spec.n_hidden, key,
+            init_key=init_key, spec=spec,
+        )  # fmt: skip
     optimizer = config.optimizer
     if optimizer is None:
         optimizer = hinton_rbm_optimizer(spec, len(x) // config.batch_size)
@@ -359,7 +364,9 @@ def pretrain_rbm_stack(
         "gaussian" visible units for the rectified features they are trained on (why: see
         :func:`jaxae.models.deep.unroll`).
       checkpoint_dir: passed to ``fit`` as ``checkpoint_dir/layer_<i>`` for layer ``i``, so a
-        killed pretraining resumes the layer it was in (finished layers restore at once).
+        killed pretraining resumes the layer it was in (finished layers restore at once). A
+        layer's folder records its recipe, unit types, input and keys (``layer.json``); a rerun
+        with others is refused, not restored.
       **fit_kwargs: passed to every layer's :func:`jaxae.fit` (``mesh``, ``devices``,
         ``callbacks``, ``progress``, ``example_keys``, ...).
 
