@@ -72,7 +72,7 @@ import numpy as np
 import optax
 
 import jaxae
-from jaxae import retrieval
+from jaxae import experiment, retrieval
 from jaxae.chunked import chunked_map
 from jaxae.experiment import (
     Run,
@@ -187,8 +187,12 @@ def train_mlp(x_fit, config: Config, *, key, progress: bool):
     return model, result.params
 
 
-def train_conv(images, config: Config, *, code_size: int, epochs: int, key, progress: bool):
-    """The CBIR autoencoder trained with Adam (cosine-decayed rate) on ``TwoCodeLoss``."""
+def train_conv(
+    images, config: Config, *, code_size: int, epochs: int, key, progress: bool, role: str = "conv"
+):
+    """The CBIR autoencoder trained with Adam (cosine-decayed rate) on ``TwoCodeLoss``;
+    ``role`` names its checkpoint folder ("conv", the main model; "sweep_conv" for the sweep's,
+    trained with other keys even at the same size and budget)."""
     ae = jaxae.LinenAutoencoder(
         CBIRAutoencoder(
             image_shape=images.shape[1:],
@@ -217,7 +221,7 @@ def train_conv(images, config: Config, *, code_size: int, epochs: int, key, prog
         progress=progress,
         desc=f"conv AE {code_size}-d",
         checkpoint_dir=fit_checkpoint_dir(
-            config, f"conv_{code_size}d_{epochs}epochs_masking{config.masking_rate:g}"
+            config, f"{role}_{code_size}d_{epochs}epochs_masking{config.masking_rate:g}"
         ),
     )
     return ae, result.params, result.model_state
@@ -261,6 +265,10 @@ def main(argv: list[str] | None = None) -> dict:
     mlp_key, conv_key, sweep_key = jax.random.split(jax.random.key(args.seed), 3)
 
     x_train, y_train, x_eval, y_eval, split = load(config.dataset, args.validation, config)
+    experiment.check_retrieval_sizes(
+        len(x_train), len(x_eval), largest_k=max(CURVE_KS), timed_k=TIMED_K,
+        timed_queries=config.timed_queries, figure_queries=config.figure_queries,
+    )  # fmt: skip
     x_fit = x_train[: config.fit_examples]
     run.log.info(
         "%s: search set %s, queries (%s) %s, models fitted on %d images",
@@ -339,7 +347,7 @@ def main(argv: list[str] | None = None) -> dict:
     ):
         sae, sp, ss = train_conv(
             images_fit, config, code_size=size, epochs=config.sweep_epochs, key=skey,
-            progress=progress,
+            progress=progress, role="sweep_conv",
         )  # fmt: skip
         conv_map = _map(
             conv_codes(sae, sp, ss, images_eval)["mean"],

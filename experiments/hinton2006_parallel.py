@@ -44,7 +44,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import os
 import pathlib
+import shlex
+import sys
 import time
 
 import jax
@@ -53,7 +56,7 @@ import optax
 import jaxae
 from jaxae import experiment, parallel
 from jaxae.chunked import chunked_mean
-from jaxae.experiment import Run, apply_overrides, parse_args
+from jaxae.experiment import Run, apply_overrides, parse_args, sliced_split_name
 from jaxae.models.deep import unroll
 from jaxae.recipes import RBMConfig, pretrain_rbm_stack
 
@@ -207,6 +210,8 @@ def _parse(argv):
     for name, value in vars(known).items():
         setattr(args, name, value)
     args.quick = args.quick or args.test_config  # recorded, and written, as a quick run
+    given = sys.argv[1:] if argv is None else list(argv)  # main([...]) records its own arguments
+    args.command = "python " + shlex.join([os.path.relpath(__file__), *given])
     return args
 
 
@@ -231,12 +236,14 @@ def main(argv: list[str] | None = None) -> dict:
     pretrain_key, finetune_key = jax.random.split(jax.random.key(args.seed))
     x_train = jaxae.data.load("mnist", "train").flat[: config.train_examples]
     x_test = jaxae.data.load("mnist", "test").flat[: config.test_examples]
+    split = sliced_split_name("test", 10_000, config.test_examples)  # test[:n] for a subset
     pca = jaxae.fit_pca(x_train, 30)
     pca_recon = jaxae.pca_decode(pca, jaxae.pca_encode(pca, x_test))
     run.record(
         "pca-30",
         "squared error per image",
         float(jaxae.squared_error(pca_recon, x_test).mean()),
+        split=split,
         paper_value=13.87,
         paper_source="baseline: " + PAPER,  # the paper's baseline: listed, not counted
     )
@@ -245,6 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
         "deep AE, pretrained only",
         "squared error per image",
         reconstruction_error(model, params, x_test),
+        split=split,
     )
 
     x_fit = x_train
@@ -261,6 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"deep AE, fine-tuned on {n} devices",
         "squared error per image",
         error,
+        split=split,
         paper_value=3.00,
         paper_source=PAPER,
     )
@@ -283,7 +292,9 @@ def main(argv: list[str] | None = None) -> dict:
         )
         single_wall = time.perf_counter() - start
         single_error = reconstruction_error(model, jax.device_get(single), x_test)
-        run.record("deep AE, fine-tuned on 1 device", "squared error per image", single_error)
+        run.record(
+            "deep AE, fine-tuned on 1 device", "squared error per image", single_error, split=split
+        )
         run.record(
             "deep AE, fine-tuned on 1 device",
             "fine-tuning wall time, compilation included (s)",
@@ -294,6 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{n} devices vs 1",
             "relative difference of test error",
             abs(error - single_error) / single_error,
+            split=split,
         )
     if is_writer:
         rows = {

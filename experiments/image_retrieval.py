@@ -72,7 +72,7 @@ import numpy as np
 import optax
 
 import jaxae
-from jaxae import retrieval
+from jaxae import experiment, retrieval
 from jaxae.chunked import chunked_map
 from jaxae.experiment import Run, load_mnist_splits, neighbours_figure, parse, pyplot
 from jaxae.models.deep import unroll
@@ -254,6 +254,11 @@ def main(argv: list[str] | None = None) -> dict:
         data.name,
     )
     run.log.info("database (train) %s, queries (%s) %s", x_train.shape, split, x_eval.shape)
+    experiment.check_retrieval_sizes(
+        len(x_train), len(x_eval), largest_k=max(CURVE_KS), timed_k=TIMED_K,
+        timed_queries=config.timed_queries, figure_queries=config.figure_queries,
+        shortlist=config.shortlist,
+    )  # fmt: skip
 
     pretrain_key, *finetune_keys = jax.random.split(key, 4)
     start = time.perf_counter()

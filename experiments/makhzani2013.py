@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
         label,
         "active units per example (α·k rule)",
         float((features != 0).sum(axis=1).mean()),
-        split=data.name,
+        split=experiment.sliced_split_name(data.name, len(data.x_eval), 1000),
     )
     run.save_figure(
         experiment.filters_figure({f"k-sparse, k={config.k}": layers[0].encoder["w"]}),

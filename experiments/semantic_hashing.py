@@ -352,12 +352,13 @@ def hamming_ball(
             table, test_bits, y_test, y_train, radius=radius
         )
         empty = float(np.mean(np.isnan(precision)))
-        run.record(
-            name,
-            f"radius {radius} precision (non-empty balls)",
-            float(np.nanmean(precision)) if empty < 1 else float("nan"),
-            split=split,
-        )
+        if empty < 1:  # every ball empty: no precision, and the fraction-empty row says so
+            run.record(
+                name,
+                f"radius {radius} precision (non-empty balls)",
+                float(np.nanmean(precision)),
+                split=split,
+            )
         run.record(name, f"radius {radius} recall", float(np.nanmean(recall)), split=split)
         run.record(name, f"radius {radius} fraction of empty balls", empty, split=split)
         run.record(name, f"radius {radius} lookup time per query (ms)", per_query_ms, split=split)

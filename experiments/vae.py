@@ -125,7 +125,7 @@ import numpy as np
 import optax
 
 import jaxae
-from jaxae import variational
+from jaxae import experiment, variational
 from jaxae.experiment import (
     Run,
     checkpoint_subdir,
@@ -156,14 +156,6 @@ PAPER_NLL = {
     ("IWAE2", 50): 82.90,
 }
 MODEL_NAMES = ("vae", "iwae", "iwae2")
-
-
-def _model_names(models: tuple[str, ...]) -> list[str]:
-    names = list(models)
-    unknown = [name for name in names if name not in MODEL_NAMES]
-    if unknown or len(set(names)) != len(names):
-        raise SystemExit(f"models: expected distinct names from {MODEL_NAMES}, got {models!r}")
-    return names
 
 
 def _spec(name: str, config: Config):
@@ -429,7 +421,7 @@ def main(argv: list[str] | None = None) -> dict:
     run.log.info("train %s (dynamically binarised), %s %s", x_train.shape, split, x_eval.shape)
 
     trained = {}
-    for name in _model_names(config.models):
+    for name in experiment.model_names(config.models, MODEL_NAMES):
         key, train_key, eval_key = jax.random.split(key, 3)
         model, objective, k, epochs, warmup, paper_name = _spec(name, config)
         trained_model = train(
@@ -517,6 +509,7 @@ def main(argv: list[str] | None = None) -> dict:
             key=train_key,
             progress=progress,
             desc="VAE 2-D",
+            checkpoint_dir=checkpoint_subdir(config.checkpoint_dir, "latent_2d"),
         )
         params_2d, epochs_2d = trained_2d.params, trained_2d.epochs
         elbo = mean_bound(model_2d, params_2d, x_eval, key, num_samples=1, kind="elbo")
@@ -566,7 +559,11 @@ def plot_reconstructions(run: Run, model, params, grey, binary) -> None:
 def plot_interpolations(run: Run, model, params, grey, labels, steps: int = 10) -> None:
     """Decoded straight lines between the posterior means of pairs of test digits."""
     plt = pyplot()
-    pairs = [(0, 1), (3, 8), (4, 9), (5, 6)]
+    present = set(np.asarray(labels).tolist())  # a small eval subset may lack a digit
+    pairs = [(a, b) for a, b in ((0, 1), (3, 8), (4, 9), (5, 6)) if {a, b} <= present]
+    if not pairs:
+        run.log.info("interpolation figure skipped: no digit pair in the %d images", len(labels))
+        return
     firsts = [int(np.flatnonzero(labels == a)[0]) for a, _ in pairs]
     seconds = [int(np.flatnonzero(labels == b)[0]) for _, b in pairs]
     encode = jax.jit(model.encode)  # the posterior mean

@@ -109,10 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     data = load_mnist_splits(args.validation, config.train_examples, config.eval_examples)
     run.log.info("train %s, %s %s", data.x_train.shape, data.name, data.x_eval.shape)
     recipes = layer_configs(config, len(data.x_train))
-    models = list(config.models)
-    unknown = sorted(set(models) - set(PAPER_ERRORS))
-    if unknown:
-        raise SystemExit(f"--set models=...: unknown {unknown}; expected some of {list(LABELS)}")
+    models = experiment.model_names(config.models, list(LABELS), allow_empty=False)
 
     key = jax.random.key(args.seed)
     stacks, curves = {}, {}

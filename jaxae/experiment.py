@@ -29,6 +29,7 @@ import functools
 import io
 import json
 import logging
+import math
 import os
 import pathlib
 import shlex
@@ -45,6 +46,7 @@ from jaxae import results
 from jaxae.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
+    "check_retrieval_sizes",
     "FinetuneResult",
     "OPTIMIZERS",
     "MnistSplits",
@@ -56,6 +58,8 @@ __all__ = [
     "filters_figure",
     "image_rows_figure",
     "load_mnist_splits",
+    "model_names",
+    "sliced_split_name",
     "named_optimizer",
     "parse",
     "parse_args",
@@ -222,6 +226,52 @@ def apply_overrides(config: Any, assignments: Sequence[str]) -> Any:
     return config
 
 
+def model_names(
+    models: Sequence[str], known: Sequence[str], *, allow_empty: bool = False
+) -> list[str]:
+    """``--set models=...`` as a list, or ``SystemExit`` before any data loads: a name the
+    script does not know, a name twice (two runs would share rows and checkpoint folders), or
+    none at all unless the script has something to do without models."""
+    names = list(models)
+    unknown = [name for name in names if name not in known]
+    if unknown or len(set(names)) != len(names) or not (names or allow_empty):
+        some = "distinct names" if allow_empty else "one or more distinct names"
+        raise SystemExit(f"--set models=...: expected {some} from {list(known)}, got {names}")
+    return names
+
+
+def check_retrieval_sizes(
+    n_database: int,
+    n_queries: int,
+    *,
+    largest_k: int,
+    timed_k: int,
+    timed_queries: int,
+    figure_queries: int,
+    shortlist: int | None = None,
+) -> None:
+    """A retrieval script's sizes, checked when its data is loaded, not after the training:
+    ``SystemExit`` naming each setting the database or the queries cannot serve."""
+    problems = []
+    if largest_k > n_database:
+        problems.append(
+            f"precision@{largest_k} needs a database of at least {largest_k} items, got "
+            f"{n_database} (--set train_examples)"
+        )
+    if shortlist is not None and not timed_k <= shortlist <= n_database:
+        problems.append(
+            f"shortlist: expected {timed_k} <= shortlist <= the database's {n_database}, got "
+            f"{shortlist}"
+        )
+    if figure_queries > min(timed_queries, n_queries):
+        problems.append(
+            f"figure_queries: expected at most min(timed_queries, queries) = "
+            f"{min(timed_queries, n_queries)}, got {figure_queries}"
+        )
+    if problems:
+        raise SystemExit("; ".join(problems))
+
+
 def checkpoint_subdir(checkpoint_dir: str | os.PathLike | None, *names: str) -> str | None:
     """``<checkpoint_dir>/<name>/...``: one folder a ``fit``, so a cut run resumes each one.
 
@@ -283,10 +333,12 @@ def load_mnist_splits(
 
 def sliced_split_name(name: str, size: int, examples: int | None) -> str:
     """``name``, or ``name[:examples]`` when only the first ``examples`` of its ``size`` rows are
-    used: a result row on a subset must say so (the headline never takes it for the whole)."""
+    used: a result row on a subset must say so (the headline never takes it for the whole).
+    ``name`` may itself be a first-rows slice (``"test[:5000]"``): its first rows are the
+    split's, so the result is ``"test[:examples]"``."""
     if examples is None or examples >= size:
         return name
-    return f"{name}[:{examples}]"
+    return f"{name.partition('[')[0]}[:{examples}]"
 
 
 # --------------------------------------------------------------------------- the run record
@@ -357,7 +409,15 @@ class Run:
         paper_value: float | None = None,
         paper_source: str = "",
     ) -> None:
-        """Adds a result row (written by :meth:`finish`) and logs it beside the paper's number."""
+        """Adds a result row (written by :meth:`finish`) and logs it beside the paper's number.
+
+        A non-finite value is refused here, when it is recorded, not at :meth:`finish` after
+        the rest of the run (``results.make_row`` would refuse it there)."""
+        if not math.isfinite(float(value)):
+            raise ValueError(
+                f"value: expected a finite number for {model}/{metric}/{split}, got {value}; "
+                "record nothing (or a count of the cases) where a metric is undefined"
+            )
         self.metrics[f"{model}/{metric}/{split}"] = float(value)
         paper = "" if paper_value is None else f" (paper: {paper_value:g}, {paper_source})"
         self.log.info("%-28s %-34s %-6s %.4f%s", model, metric, split, value, paper)

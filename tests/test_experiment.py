@@ -308,3 +308,41 @@ def test_every_experiment_config_takes_an_override_of_each_field():
                 script.stem,
                 field.name,
             )
+
+
+def test_a_subset_of_a_split_is_named_as_one():
+    assert experiment.sliced_split_name("test", 10_000, None) == "test"
+    assert experiment.sliced_split_name("test", 10_000, 10_000) == "test"
+    assert experiment.sliced_split_name("test", 10_000, 1000) == "test[:1000]"
+    assert experiment.sliced_split_name("test[:5000]", 5000, 1000) == "test[:1000]"
+    data = experiment.load_mnist_splits(True, 100, 50)  # validation: train[50000:]'s first 50
+    assert data.name == "validation[:50]" and data.x_eval.shape == (50, 784)
+    assert experiment.load_mnist_splits(False, 100, None).name == "test"
+
+
+def test_a_non_finite_value_is_refused_when_recorded_not_at_the_end(tmp_path):
+    run = _run_for(tmp_path)
+    with pytest.raises(ValueError, match=r"value: expected a finite number for m/error/test, got"):
+        run.record("m", "error", float("nan"))
+    assert run.rows == [] and run.metrics == {}
+    run.record("m", "best epoch", 2, split="validation[:50]")  # a named subset is a split
+    assert experiment.record_best_epoch(run, "m", [2.0, 1.0], split="validation[:50]") == 2
+
+
+def test_model_names_and_retrieval_sizes_are_refused_before_any_training():
+    assert experiment.model_names(["cae", "ae"], ["ae", "cae"]) == ["cae", "ae"]
+    with pytest.raises(
+        SystemExit, match=r"distinct names from \['ae', 'cae'\], got \['ae', 'ae'\]"
+    ):
+        experiment.model_names(["ae", "ae"], ["ae", "cae"])
+    with pytest.raises(SystemExit, match="one or more distinct names"):
+        experiment.model_names([], ["ae"])
+    assert experiment.model_names([], ["ae"], allow_empty=True) == []
+    sizes = dict(largest_k=1000, timed_k=100, timed_queries=200, figure_queries=3)
+    experiment.check_retrieval_sizes(5000, 500, shortlist=300, **sizes)
+    with pytest.raises(
+        SystemExit, match=r"precision@1000 needs .* got 900.*shortlist: .* got 2000"
+    ):
+        experiment.check_retrieval_sizes(900, 500, shortlist=2000, **sizes)
+    with pytest.raises(SystemExit, match=r"figure_queries: expected at most .* = 2, got 3"):
+        experiment.check_retrieval_sizes(5000, 2, **sizes)
