@@ -217,13 +217,14 @@ def main(argv: list[str] | None = None) -> dict:
     )
     tuned, finetune_s = finetuned.params, epoch_seconds([finetuned.history])
     deep_error = reconstruction_error(model, tuned, x_eval)
+    paper_model = tuple(config.sizes) == Config().sizes  # 3.00 is the 784-...-30 network's
     run.record(
         "deep AE, pretrained + fine-tuned",
         "squared error per image",
         deep_error,
         split=split,
-        paper_value=3.00,
-        paper_source=PAPER,
+        paper_value=3.00 if paper_model else None,
+        paper_source=PAPER if paper_model else "",
     )
     run.record(
         "deep AE, pretrained + fine-tuned",
@@ -252,7 +253,9 @@ def main(argv: list[str] | None = None) -> dict:
             split=split,
         )
 
-    plot_reconstructions(run, x_eval[:10], model.reconstruct(tuned, x_eval[:10]), pca_recon[:10])
+    plot_reconstructions(
+        run, x_eval[:10], model.reconstruct(tuned, x_eval[:10]), pca_recon[:10], config.sizes[-1]
+    )
     if config.codes_2d:
         codes_2d(
             run,
@@ -270,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def codes_2d(run: Run, stack, x_train, x_eval, y_eval, *, config, key, progress, split):
-    """The paper's Fig. 3: a 784-1000-500-250-2 autoencoder's codes beside PCA-2.
+    """The paper's Fig. 3: a 784-1000-500-250-2 autoencoder's codes beside PCA-2 (with other
+    ``sizes``, their last layer replaced by 2 units).
 
     The three lower RBMs are the ones already pretrained (greedy pretraining would train the same
     layers again); only the 250-2 top layer is new.
@@ -299,7 +303,7 @@ def codes_2d(run: Run, stack, x_train, x_eval, y_eval, *, config, key, progress,
         name="codes_2d/finetune",
     ).params
     run.record(
-        "deep AE 784-1000-500-250-2",
+        "deep AE " + "-".join(map(str, (*config.sizes[:-1], 2))),
         "squared error per image",
         reconstruction_error(model, tuned, x_eval),
         split=split,
@@ -322,9 +326,9 @@ def codes_2d(run: Run, stack, x_train, x_eval, y_eval, *, config, key, progress,
     run.save_figure(fig, "codes_2d.png")
 
 
-def plot_reconstructions(run: Run, originals, deep, pca) -> None:
+def plot_reconstructions(run: Run, originals, deep, pca, code_size: int = 30) -> None:
     plt = pyplot()
-    rows = {"digits": originals, "deep AE-30": deep, "PCA-30": pca}
+    rows = {"digits": originals, f"deep AE-{code_size}": deep, "PCA-30": pca}
     fig, axes = plt.subplots(3, len(originals), figsize=(len(originals), 3.3))
     for r, (label, images) in enumerate(rows.items()):
         for c in range(len(originals)):

@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> dict:
         ),
     }
     if "real" in codes:
-        methods["deep AE 30-d real codes (Euclidean)"] = (*codes["real"], "euclidean")
+        real = config.real_sizes[-1]
+        methods[f"deep AE {real}-d real codes (Euclidean)"] = (*codes["real"], "euclidean")
     methods[f"deep AE {short_bits}-bit (Hamming)"] = (*packed["short"], "hamming")
     methods[f"deep AE {long_bits}-bit (Hamming)"] = (*packed["long"], "hamming")
     two_stage = f"{short_bits}-bit shortlist {config.shortlist}, {long_bits}-bit rerank"

@@ -31,8 +31,10 @@ def test_cbir_quick_conv_codes_beat_pca_16(tmp_path):
     for metric in ("mAP", "precision@100"):
         ours, pca = metrics[f"{conv}/{metric}/test"], metrics[f"PCA-16/{metric}/test"]
         assert ours > pca, f"conv {metric} {ours:.3f} should beat PCA-16 {pca:.3f}"
-    for name in ("neighbours.png", "precision.png", "reconstructions.png"):
+    for name in ("neighbours.png", "precision.png", "reconstructions.png", "code_size_sweep.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for method in ("sweep: conv AE 4-d (1 epochs)", "sweep: PCA-4"):  # the sweep ran, scored
+        assert 0.0 < metrics[f"{method}/mAP/test"] <= 1.0
     rows = results.read_results(results_dir / "cbir_mnist.json")
     assert {row["mode"] for row in rows} == {"quick"}
     assert json.loads((out / "metrics.json").read_text())["mode"] == "quick"
