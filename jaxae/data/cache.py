@@ -3,6 +3,7 @@ written atomically only when their sha256 is the expected one (from a stream or 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import pathlib
@@ -79,6 +80,14 @@ def verify(path: pathlib.Path, sha256: str, *, if_missing: str, if_corrupted: st
     _VERIFIED.add(key)
 
 
+# The errors of a cache directory that cannot take the file.
+_UNWRITABLE = frozenset(
+    getattr(errno, name)
+    for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOENT", "ENOTDIR", "EEXIST")
+    if hasattr(errno, name)
+)
+
+
 def write_verified(path: pathlib.Path, chunks: Iterable[bytes], sha256: str, source: str) -> None:
     """Writes ``chunks`` to ``path`` atomically, only if their sha256 is the expected one.
 
@@ -98,7 +107,10 @@ def write_verified(path: pathlib.Path, chunks: Iterable[bytes], sha256: str, sou
                 )
     except OSError as error:
         # A read-only cache (or file system), a cache path below a regular file or where no
-        # directory can be made (ENOENT in /proc), a full disk: the strerror says which.
+        # directory can be made (ENOENT in /proc), a full disk: the strerror says which. An
+        # error of the source being read (no such errno) is not the cache's: it propagates.
+        if error.errno not in _UNWRITABLE:
+            raise
         raise DataFileError(
             f"{path} is missing and cannot be written ({error.strerror or error}): the data "
             f"directory {path.parent} must be a writable directory; pass data_dir= (or set "
