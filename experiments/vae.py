@@ -132,6 +132,7 @@ from jaxae.experiment import (
     load_mnist_splits,
     parse,
     pyplot,
+    sliced_split_name,
     tile_images,
 )
 from jaxae.models.vae import TwoStochasticLayerVAE
@@ -372,8 +373,7 @@ def evaluate(
     )
     nll = -float(log_px.mean())
     nll_s = time.perf_counter() - start
-    # The first n of x_eval, itself the first images of its split ("test" or "test[:1000]").
-    nll_split = split if len(x_nll) == len(x_eval) else f"{split.partition('[')[0]}[:{len(x_nll)}]"
+    nll_split = sliced_split_name(split, len(x_eval), len(x_nll))  # the first n of x_eval
     run.record(
         label,
         f"NLL, k={config.nll_samples} importance samples (nats)",

@@ -29,7 +29,6 @@ import functools
 import io
 import json
 import logging
-import math
 import os
 import pathlib
 import shlex
@@ -413,11 +412,10 @@ class Run:
 
         A non-finite value is refused here, when it is recorded, not at :meth:`finish` after
         the rest of the run (``results.make_row`` would refuse it there)."""
-        if not math.isfinite(float(value)):
-            raise ValueError(
-                f"value: expected a finite number for {model}/{metric}/{split}, got {value}; "
-                "record nothing (or a count of the cases) where a metric is undefined"
-            )
+        results.check_finite(
+            f"{model}/{metric}/{split}", value, paper_value,
+            hint="; record nothing (or a count of the cases) where a metric is undefined",
+        )  # fmt: skip
         self.metrics[f"{model}/{metric}/{split}"] = float(value)
         paper = "" if paper_value is None else f" (paper: {paper_value:g}, {paper_source})"
         self.log.info("%-28s %-34s %-6s %.4f%s", model, metric, split, value, paper)

@@ -47,6 +47,7 @@ from jaxae.atomic import atomic_write_text
 __all__ = [
     "ROW_KEYS",
     "hardware_description",
+    "check_finite",
     "make_row",
     "write_results",
     "read_results",
@@ -112,6 +113,14 @@ def command_line() -> str:
     return "python " + shlex.join(argv)
 
 
+def check_finite(name: str, value: float, paper_value: float | None, hint: str = "") -> None:
+    """Refuses a NaN or infinite ``value`` or ``paper_value`` of the result ``name``: strict JSON
+    has no such numbers (``hint``: what to do instead, appended to the message)."""
+    for field, number in (("value", value), ("paper_value", paper_value)):
+        if number is not None and not math.isfinite(float(number)):
+            raise ValueError(f"{field}: expected a finite number for {name}, got {number}{hint}")
+
+
 def make_row(
     *,
     experiment: str,
@@ -132,12 +141,7 @@ def make_row(
     if mode not in RUN_MODES:
         raise ValueError(f"mode: expected one of {RUN_MODES}, got {mode!r}")
     value = float(value)
-    if not math.isfinite(value):  # NaN or inf: strict JSON has no such numbers
-        raise ValueError(f"value: expected a finite number for {model}/{metric}, got {value}")
-    if paper_value is not None and not math.isfinite(float(paper_value)):
-        raise ValueError(
-            f"paper_value: expected a finite number for {model}/{metric}, got {paper_value}"
-        )
+    check_finite(f"{model}/{metric}", value, paper_value)
     return {
         "experiment": experiment,
         "model": model,
@@ -511,20 +515,12 @@ def _headline(experiments: list[tuple[str, list[Mapping[str, Any]]]]) -> list[st
         budget = _budget(row)
         if others:
             listed = "; ".join(
-                f"{_format_number(r['value'])} ({r['model']}"
-                + ("" if r["split"] == "test" else f", {r['split']}")
-                + f", {_wall(r['wall_time_s'])})"
-                for r in others
+                _scored(r, r["model"], _subset(r), _wall(r["wall_time_s"])) for r in others
             )
             budget += f" (the largest of {len(others) + 1} runs; the others: {listed})"
         replaced = sorted(earlier.get(_paper_result(row), []), key=lambda r: r["date"])
         if replaced:
-            values = ", ".join(
-                f"{_format_number(r['value'])} ("
-                + ("" if r["split"] == "test" else f"{r['split']}, ")
-                + f"{r['date']})"
-                for r in replaced
-            )
+            values = ", ".join(_scored(r, _subset(r), r["date"]) for r in replaced)
             budget += f"; earlier test runs, since replaced: {values}"
         lines.append(
             f"| [{_cell(_paper_short_name(row))}](#{name}) | {_cell(row['model'])} "
@@ -532,6 +528,16 @@ def _headline(experiments: list[tuple[str, list[Mapping[str, Any]]]]) -> list[st
             f"| {_format_number(row['value'])} | {_verdict(met)} | {_cell(budget)} |"
         )
     return lines + [""]
+
+
+def _subset(row: Mapping[str, Any]) -> str:
+    """A row's split where it is not the whole test set (``test[:1000]``), else empty."""
+    return "" if row["split"] == "test" else row["split"]
+
+
+def _scored(row: Mapping[str, Any], *details: str) -> str:
+    """``"87.78 (VAE k=1, 170 min)"``: a row's value and the non-empty ``details``."""
+    return f"{_format_number(row['value'])} ({', '.join(d for d in details if d)})"
 
 
 def _verdict(met: bool | None) -> str:
