@@ -208,6 +208,11 @@ class Config:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 10
     adam_eps: float = 1e-4
+    # "paper": Adam as the paper states it (optax.adam, β1 0.9, β2 0.999, eps adam_eps).
+    # "authors_code": Burda et al.'s own Adam (github.com/yburda/iwae, optimizers.py): β1 0.99,
+    # second moments starting at 1, eps outside the bias correction (see scale_by_authors_adam),
+    # and with schedule=paper their stage rates rounded to one decimal (experiments.py).
+    adam: str = "paper"
     # The decoder's output bias at the start: "zero" (every run recorded up to 2026-12-05) or
     # "data_mean", the logits of the training images' mean (Burda et al.'s code,
     # github.com/yburda/iwae, iwae.py: random_iwae(..., bias=dataset.get_train_bias_np())).
@@ -242,34 +247,85 @@ QUICK = dataclasses.replace(
 
 
 SCHEDULES = ("exponential", "paper")
+ADAMS = ("paper", "authors_code")
 OUTPUT_BIASES = ("zero", "data_mean")
 PAPER_STAGES = 8  # Burda et al.: 3^i epochs at 1e-3 · 10^(-i/7), i = 0..7
 
 
-def paper_schedule(lr: float, steps_per_epoch: int) -> optax.Schedule:
+def paper_schedule(lr: float, steps_per_epoch: int, rounded: bool = False) -> optax.Schedule:
     """Burda et al.'s learning rate: ``lr · 10^(-i/7)`` for the ``3^i`` epochs of stage ``i``.
 
     Stage ``i`` begins after ``(3^i - 1) / 2`` epochs; the last stage's rate (``lr / 10``) holds
-    after epoch 3,280.
+    after epoch 3,280. ``rounded``: their code's rates, ``lr · round(10^(1 - i/7), 1) / 10``
+    (7.2e-4, 5.2e-4, ... for lr 1e-3).
     """
-    boundaries = [steps_per_epoch * (3**i - 1) // 2 for i in range(1, PAPER_STAGES)]
-    scale = 10.0 ** (-1.0 / 7.0)
-    return optax.piecewise_constant_schedule(lr, {step: scale for step in boundaries})
+    stages = range(PAPER_STAGES)
+    rates = [lr * (round(10 ** (1 - i / 7), 1) / 10 if rounded else 10 ** (-i / 7)) for i in stages]
+    boundaries = [steps_per_epoch * (3**i - 1) // 2 for i in stages]
+    return optax.join_schedules([optax.constant_schedule(rate) for rate in rates], boundaries[1:])
+
+
+class AuthorsAdamState(NamedTuple):
+    """State of :func:`scale_by_authors_adam`: the step count and both moments."""
+
+    count: jax.Array  # [] int32
+    mu: Any
+    nu: Any
+
+
+def scale_by_authors_adam(
+    b1: float = 0.99, b2: float = 0.999, eps: float = 1e-4
+) -> optax.GradientTransformation:
+    """Adam as Burda et al.'s code writes it (github.com/yburda/iwae, ``optimizers.py``).
+
+    Three differences from :func:`optax.scale_by_adam`: β1 defaults to 0.99; the second
+    moments start at 1, not 0, which damps the first few thousand steps; and ``eps`` is added to
+    the raw ``sqrt(nu)`` with the bias correction folded into the step,
+    ``sqrt(1 - b2^t) / (1 - b1^t) · mu / (sqrt(nu) + eps)`` at step ``t = 1, 2, ...``. Chain it
+    with :func:`optax.scale_by_learning_rate`.
+    """
+
+    def init(params):
+        return AuthorsAdamState(
+            count=jnp.zeros([], jnp.int32),
+            mu=jax.tree.map(jnp.zeros_like, params),
+            nu=jax.tree.map(jnp.ones_like, params),
+        )
+
+    def update(updates, state, params=None):
+        del params
+        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
+        count = optax.safe_increment(state.count)
+        t = count.astype(jnp.float32)
+        step = jnp.sqrt(1 - b2**t) / (1 - b1**t)
+        updates = jax.tree.map(lambda m, v: step * m / (jnp.sqrt(v) + eps), mu, nu)
+        return updates, AuthorsAdamState(count, mu, nu)
+
+    return optax.GradientTransformation(init, update)
 
 
 def optimizer(
     config: Config, steps: int, steps_per_epoch: int, offset: int = 0
 ) -> optax.GradientTransformation:
-    """Adam (b1 0.9, b2 0.999, eps 1e-4 as the paper) with ``config.schedule``'s rate: decayed
-    exponentially from ``lr`` to ``final_lr`` over ``steps``, or the paper's steps (see
-    :func:`paper_schedule`); ``offset`` steps of the schedule are already spent."""
+    """Adam (b1 0.9, b2 0.999, eps 1e-4 as the paper; or ``config.adam="authors_code"``, see
+    :func:`scale_by_authors_adam`) with ``config.schedule``'s rate: decayed exponentially from
+    ``lr`` to ``final_lr`` over ``steps``, or the paper's steps (see :func:`paper_schedule`);
+    ``offset`` steps of the schedule are already spent."""
     if config.schedule not in SCHEDULES:
         raise SystemExit(f"schedule: expected one of {SCHEDULES}, got {config.schedule!r}")
+    if config.adam not in ADAMS:
+        raise SystemExit(f"--set adam: expected one of {ADAMS}, got {config.adam!r}")
+    authors = config.adam == "authors_code"
     if config.schedule == "paper":
-        rate = paper_schedule(config.lr, steps_per_epoch)
+        rate = paper_schedule(config.lr, steps_per_epoch, rounded=authors)
     else:
         rate = optax.exponential_decay(config.lr, max(steps, 1), config.final_lr / config.lr)
     schedule = rate if offset == 0 else (lambda count: rate(count + offset))
+    if authors:
+        return optax.chain(
+            scale_by_authors_adam(eps=config.adam_eps), optax.scale_by_learning_rate(schedule)
+        )
     return optax.adam(schedule, b1=0.9, b2=0.999, eps=config.adam_eps)
 
 
@@ -408,6 +464,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(
             f"--set output_bias: expected one of {OUTPUT_BIASES}, got {config.output_bias!r}"
         )
+    if config.adam not in ADAMS:
+        raise SystemExit(f"--set adam: expected one of {ADAMS}, got {config.adam!r}")
     name = "vae_validation" if args.validation else "vae"
     run = Run(name, args, config)
     progress = not args.no_progress
@@ -454,6 +512,8 @@ def main(argv: list[str] | None = None) -> dict:
             label += f" after {warm} ELBO epoch{'' if warm == 1 else 's'}"
         if config.output_bias == "data_mean":
             label += ", mean-image output bias"
+        if config.adam == "authors_code":
+            label += ", the authors' Adam"
         total_run = epochs_run + trained_model.warmup_epochs
         if np.isnan(trained_model.loss):
             run.log.info(

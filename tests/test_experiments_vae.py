@@ -57,6 +57,50 @@ def test_paper_schedule_steps_down_by_a_seventh_decade_after_3_to_the_i_epochs()
     np.testing.assert_allclose(schedule(10**6), 1e-4, rtol=1e-5)  # the last rate holds
 
 
+def test_rounded_paper_schedule_has_the_authors_code_rates():
+    # github.com/yburda/iwae, experiments.py: 1e-4 · round(10^(1 - (i - 1)/7), 1) for i = 1..8.
+    schedule = vae.paper_schedule(1e-3, steps_per_epoch=1, rounded=True)
+    rates = [1e-3, 7.2e-4, 5.2e-4, 3.7e-4, 2.7e-4, 1.9e-4, 1.4e-4, 1e-4]
+    starts = [(3**i - 1) // 2 for i in range(8)]  # epochs 0, 1, 4, 13, 40, 121, 364, 1093
+    for start, rate in zip(starts, rates, strict=True):
+        np.testing.assert_allclose(schedule(start), rate, rtol=1e-6)
+        np.testing.assert_allclose(schedule(start + 3 ** starts.index(start) - 1), rate, rtol=1e-6)
+    np.testing.assert_allclose(schedule(10**6), 1e-4, rtol=1e-6)
+
+
+def test_authors_adam_follows_their_theano_update():
+    # A NumPy transcription of github.com/yburda/iwae, optimizers.py (Adam.updatesIgrad_model),
+    # the descent direction negated as optax's updates are.
+    lr, b1, b2, eps = 1e-3, 0.99, 0.999, 1e-4
+    rng = np.random.default_rng(0)
+    grads = rng.normal(size=(5, 4)).astype(np.float32) * np.array([1e-3, 0.1, 1.0, 30.0])
+    m, v, t = np.zeros(4), np.ones(4), 1
+    config = vae.Config(adam="authors_code", lr=lr, final_lr=lr)
+    optimizer = vae.optimizer(config, steps=5, steps_per_epoch=5)
+    params = {"w": np.zeros(4, np.float32)}
+    state = optimizer.init(params)
+    steps = []
+    for g in grads:
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        alpha = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        expected = -alpha * m / (np.sqrt(v) + eps)
+        t += 1
+        updates, state = optimizer.update({"w": g}, state, params)
+        np.testing.assert_allclose(updates["w"], expected, rtol=2e-5)
+        steps.append(np.asarray(updates["w"]))
+    # Second moments starting at 1 damp the first step of a gradient well under 1 far below
+    # optax.adam's (g / (|g| + eps), near lr for |g| ≫ eps).
+    plain = vae.optimizer(vae.Config(lr=lr, final_lr=lr), steps=5, steps_per_epoch=5)
+    first, _ = plain.update({"w": grads[0]}, plain.init(params), params)
+    assert np.all(np.abs(steps[0][:3]) < 0.05 * np.abs(first["w"][:3])), (steps[0], first)
+
+
+def test_unknown_adam_is_refused_naming_the_choices():
+    with pytest.raises(SystemExit, match="authors_code"):
+        vae.optimizer(vae.Config(adam="nadam"), steps=10, steps_per_epoch=5)
+
+
 def test_unknown_schedule_is_refused_naming_the_choices():
     config = vae.Config(schedule="cosine")
     with pytest.raises(SystemExit, match="schedule: expected one of"):
