@@ -211,7 +211,8 @@ class Config:
     # "paper": Adam as the paper states it (optax.adam, β1 0.9, β2 0.999, eps adam_eps).
     # "authors_code": Burda et al.'s own Adam (github.com/yburda/iwae, optimizers.py): β1 0.99,
     # second moments starting at 1, eps outside the bias correction (see scale_by_authors_adam),
-    # and with schedule=paper their stage rates rounded to one decimal (experiments.py).
+    # on the gradient of the bound summed over the batch, not its mean (iwae.py), and with
+    # schedule=paper their stage rates rounded to one decimal (experiments.py).
     adam: str = "paper"
     # The decoder's output bias at the start: "zero" (every run recorded up to 2026-12-05) or
     # "data_mean", the logits of the training images' mean (Burda et al.'s code,
@@ -323,8 +324,13 @@ def optimizer(
         rate = optax.exponential_decay(config.lr, max(steps, 1), config.final_lr / config.lr)
     schedule = rate if offset == 0 else (lambda count: rate(count + offset))
     if authors:
+        # Their gradient is of the bound summed over the batch (iwae.py, gradIminibatch_srng),
+        # ours of its batch mean: scaled back, so that eps and the second moments' start at 1
+        # weigh what they weigh in their code.
         return optax.chain(
-            scale_by_authors_adam(eps=config.adam_eps), optax.scale_by_learning_rate(schedule)
+            optax.scale(config.batch_size),
+            scale_by_authors_adam(eps=config.adam_eps),
+            optax.scale_by_learning_rate(schedule),
         )
     return optax.adam(schedule, b1=0.9, b2=0.999, eps=config.adam_eps)
 
