@@ -60,7 +60,22 @@ paper's 0.9) with ε = 1e-4, and starts the second moments at 1, not 0, which da
 few thousand steps; the stage rates are rounded to one decimal (1e-4·round(10^(1 - i/7), 1):
 7.2e-4, 5.2e-4, ... rather than 7.197e-4, 5.179e-4, ...); the posterior's standard deviation
 is ``exp`` of a linear layer (here ``exp(log_variance / 2)``, the same family with the
-standard-deviation layer's rate halved); weights start Glorot-uniform, as here.
+standard-deviation layer's rate halved); weights start Glorot-uniform, as here. And one more,
+found on 2026-12-05 (``iwae.py``, ``gradIminibatch_srng``): their gradient is of the bound
+summed over the batch, ours of its batch mean, 20 times smaller at batch 20, so the paper's
+ε = 1e-4 weighs here as 2e-3 would weigh there (it slows the steps of parameters whose
+gradients are small).
+
+``--set adam=authors_code`` trains with their Adam as their code writes it
+(:func:`scale_by_authors_adam`: β1 0.99, second moments from 1, ε outside the bias correction,
+on the batch-summed gradient) and, with ``schedule=paper``, their rounded rates. The paper-budget
+run with it (started 2026-12-05, a run that spans sessions, so its checkpoint is committed in
+``experiments/checkpoints/``, not ``experiments/runs/``; rerun the same command to resume)::
+
+    python experiments/vae.py --no-progress --out experiments/figures/vae/vae_paper_code
+        --set models=vae --set batch_size=20 --set epochs=3280 --set schedule=paper
+        --set latent_2d=false --set output_bias=data_mean --set adam=authors_code
+        --set checkpoint_dir=experiments/checkpoints/vae_paper_code/ckpt      # (one command)
 
 The IWAE rows of Table 1 at the paper's budget (the k-sample bound from the start, 3,280
 epochs) are accelerator jobs: on 2 CPU cores an epoch at batch 20 costs 7 s with k = 5 and about
