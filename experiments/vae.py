@@ -79,15 +79,19 @@ run with it (started 2026-12-05, a run that spans sessions, so its checkpoint is
 
 The IWAE rows of Table 1 at the paper's budget (the k-sample bound from the start, 3,280
 epochs) are accelerator jobs: on 2 CPU cores an epoch at batch 20 costs 7 s with k = 5 and about
-27 s with k = 50, so 6.4 and 25 hours of training. Not yet run (no accelerator has been lent to
-this project's sessions so far); one command each, k = 5 here, ``iwae_samples=50`` (and its own
-``--out`` and ``checkpoint_dir``) for k = 50, ``models=iwae2`` for the two-stochastic-layer
-rows::
+27 s with k = 50, so 6.4 and 25 hours of training. Not yet run to the end (no accelerator has
+been lent to this project's sessions so far); one command each, k = 5 here, ``iwae_samples=50``
+(and its own ``--out`` and ``checkpoint_dir``) for k = 50, ``models=iwae2`` for the
+two-stochastic-layer rows::
 
     python experiments/vae.py --no-progress --out experiments/figures/vae/iwae5_paper
         --set models=iwae --set iwae_samples=5 --set batch_size=20 --set epochs=3280
         --set schedule=paper --set latent_2d=false --set output_bias=data_mean
-        --set checkpoint_dir=experiments/runs/iwae5_paper/ckpt              # (one command)
+        --set checkpoint_dir=experiments/checkpoints/iwae5_paper/ckpt       # (one command)
+
+On CPU it spans about three sessions, so its checkpoint goes under the committed
+``experiments/checkpoints/``: a first attempt (2026-12-05) reached 1,010 epochs with it under
+``experiments/runs/``, which did not outlive the machine, and was lost.
 
 The shorter budgets use the same Adam, with the learning rate decayed exponentially from 1e-3 to
 1e-4 over the run (the paper's start and end rates). ``max_train_minutes`` caps each model's
