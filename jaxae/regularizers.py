@@ -58,7 +58,7 @@ def weight_decay(params: Params) -> Array:
       params: any PyTree of arrays.
 
     Returns:
-      ``[]`` float32 scalar.
+      ``[]`` scalar in the weights' dtype (float32 when there are none).
     """
     weights = [w for w in jax.tree.leaves(params) if _is_weight(w)]
     if not weights:

@@ -276,7 +276,9 @@ def elbo(
     samples; the KL term is analytic (Kingma & Welling's lower-variance estimator, eq. 10) unless
     ``analytic_kl=False``, which uses the sampled ``log q(z|x) - log p(z)`` (their eq. 7) —
     then, with ``num_samples=1``, it equals :func:`iwae_bound` with ``num_samples=1`` and the
-    same key.
+    same key. A model with its own ``log_importance_weights`` (e.g.
+    :class:`jaxae.models.vae.TwoStochasticLayerVAE`) has no closed-form KL: it always gets the
+    sampled estimator, whatever ``analytic_kl``, and only ``beta = 1``.
 
     Args:
       model: has ``posterior(params, x) -> (mean, log_variance)`` and
@@ -284,7 +286,7 @@ def elbo(
       params: the model's parameters.
       x: ``[batch, ...]`` observations.
       key: PRNG key for the reparameterisation noise.
-      beta: weight of the KL term (≥ 0).
+      beta: weight of the KL term (≥ 0; 1 for a model with ``log_importance_weights``).
       num_samples: samples averaged per example.
       analytic_kl: use the closed-form KL.
       log_likelihood: ``(decoder_output, x) -> [batch]``.
@@ -600,7 +602,8 @@ def variational_loss(
 
     Returns:
       The loss function; its metrics are batch means: ``bound`` (the ELBO or IWAE bound, nats)
-      and ``kl`` (the analytic KL of q to the prior).
+      and ``kl`` (the analytic KL of q to the prior; absent for a model with its own
+      ``log_importance_weights``, which has no single Gaussian posterior).
     """
     check_positive_int(num_samples, "num_samples")
     if objective not in ("elbo", "iwae"):

@@ -152,3 +152,25 @@ def test_cli_info_prints_the_cached_splits_frames(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "test: frames (3, 20, 64, 64) uint8" in out and "first 10 are the input" in out
     assert calls == ["validation", "test"]  # the uncached training split is not generated
+
+
+def test_load_slices_as_the_other_datasets_do(monkeypatch, tmp_path):
+    # Start, stop and negative bounds, as jaxae.data.splits parses them for every dataset.
+    from jaxae import data
+    from jaxae.data.containers import Dataset
+
+    digits = _digits(n=6, size=6)[..., None]
+    fake = Dataset(digits, np.zeros(6, np.int32), "mnist", "train[50000:]")
+    monkeypatch.setattr(data, "load", lambda name, split, **kw: fake)
+    settings = dict(data_dir=tmp_path, num_sequences=8, frame_size=16, num_frames=4, num_input=2)
+    whole = mm.load("validation", **settings).frames
+    assert whole.shape == (8, 4, 16, 16)
+    cases = {"[:3]": whole[:3], "[5:]": whole[5:], "[-2:]": whole[-2:], "[2:-3]": whole[2:5]}
+    for bounds, rows in cases.items():
+        split = f"validation{bounds}"
+        loaded = mm.load(split, **settings)
+        np.testing.assert_array_equal(loaded.frames, rows)
+        assert loaded.split == split
+    for split in ("validation[:9]", "validation[4:4]"):
+        with pytest.raises(ValueError, match="out of range|empty"):
+            mm.load(split, **settings)

@@ -50,7 +50,6 @@ import hashlib
 import io
 import os
 import pathlib
-import re
 from typing import NamedTuple
 
 import jax
@@ -58,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxae.atomic import atomic_open, atomic_write_text
+from jaxae.data import splits
 from jaxae.typing import Array, ArrayLike, PRNGKey
 from jaxae.validation import check_array, check_positive_int
 
@@ -81,7 +81,6 @@ _SPLITS = {
     "validation": ("train[50000:]", 2_000, True),
     "test": ("test", 10_000, True),
 }
-_SPLIT_RE = re.compile(r"(?P<base>\w+)(?:\[:(?P<stop>\d+)\])?")
 _SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
 _CHUNK = 500  # sequences generated per jitted call when building a split
 
@@ -230,7 +229,8 @@ def sample_sequences(
     """``num_sequences`` sequences as ``uint8`` (pixel = value / 256), a function of ``key``.
 
     Digits walk through shuffled copies of ``digits`` (reshuffled when used up), as the paper's
-    data handler does; trajectories come from ``fold_in(key, chunk)`` per chunk of 500.
+    data handler does. ``key`` splits into an order key (the shuffles) and a path key;
+    trajectories come from ``fold_in(path_key, chunk)`` per chunk of 500.
 
     Args:
       key: PRNG key.
@@ -379,7 +379,9 @@ def load(
     """One split of Moving MNIST, generated from MNIST digits with a fixed key per split.
 
     Args:
-      split: ``"test"``, ``"validation"`` or ``"train"``, optionally sliced ``"test[:1000]"``.
+      split: ``"test"``, ``"validation"`` or ``"train"``, optionally sliced like ``"test[:1000]"``
+        or ``"test[-500:]"`` (:func:`jaxae.data.splits.parse_split`); the slice is of the
+        split's ``num_sequences`` sequences.
       data_dir: the cache directory (see ``jaxae.data.data_dir``).
       download: fetch MNIST if missing.
       num_sequences: sequences in the split (default 10,000 test / 2,000 validation / 10,000
@@ -393,13 +395,7 @@ def load(
     """
     from jaxae import data
 
-    match = _SPLIT_RE.fullmatch(split)
-    if match is None or match["base"] not in _SPLITS:
-        raise ValueError(
-            f"split: expected one of {sorted(_SPLITS)}, optionally sliced like 'test[:1000]', "
-            f"got {split!r}"
-        )
-    base = match["base"]
+    base, start, stop = splits.parse_split(split, tuple(_SPLITS))
     mnist_split, default_n, cached = _SPLITS[base]
     n = default_n if num_sequences is None else num_sequences
     check_positive_int(n, "num_sequences")
@@ -421,11 +417,9 @@ def load(
         frames = cached_sequences(data.data_dir(data_dir) / "moving_mnist" / name, build)
     else:
         frames = build()
-    if match["stop"] is not None:
-        stop = int(match["stop"])
-        if not 0 < stop <= n:
-            raise ValueError(f"split: {split!r} is out of range (the split has {n} sequences)")
-        frames = frames[:stop]
+    if start is not None or stop is not None:
+        lo, hi = splits.slice_bounds(start, stop, n, "moving_mnist", split)
+        frames = frames[lo:hi]
     frames.setflags(write=False)
     return MovingMnist(frames=frames, num_input=num_input, split=split)
 

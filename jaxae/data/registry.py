@@ -69,7 +69,7 @@ def load(
     *,
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
-) -> Dataset | TextCorpus:
+) -> Dataset | TextCorpus | moving_mnist.MovingMnist:
     """Loads one split of a dataset, verifying (and if needed downloading) its files.
 
     Args:
@@ -87,8 +87,9 @@ def load(
     Returns:
       For images, a :class:`Dataset`: images float32 ``[N, H, W, C]`` in [0, 1], labels int32
       ``[N]``. For text, a :class:`TextCorpus`: ``N`` document strings, labels int32 ``[N]``,
-      label names. The arrays are read-only views of a per-process cache (``np.array`` them to
-      modify).
+      label names. For ``"moving_mnist"``, a :class:`~jaxae.data.moving_mnist.MovingMnist`:
+      uint8 frames ``[N, 20, 64, 64]`` (pixel ``k / 256``) with their input/future views. The
+      arrays are read-only views of a per-process cache (``np.array`` them to modify).
 
     Raises:
       ValueError: unknown name or split, or a slice out of range or empty.

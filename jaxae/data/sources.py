@@ -20,6 +20,7 @@ from jaxae.data import cache, containers, splits
 
 __all__ = ["FileSource", "Source"]
 
+# What a source's load returns (and moving_mnist's source, outside this file: a MovingMnist).
 Container = containers.Dataset | containers.TextCorpus
 
 

@@ -1,4 +1,4 @@
-"""The model contract: what every jaxae model (and an adapted Flax Linen module) provides.
+"""The model contract: what every jaxae model provides (a wrapped Flax Linen module, nearly).
 
 A model is a frozen, hashable config object whose methods are pure functions of a parameter
 PyTree, so it can be a static argument of ``jit`` and its methods can be passed to
@@ -21,6 +21,13 @@ Variational autoencoders satisfy the same contract: their ``encode`` returns the
 mean (a linear layer, so ``logits`` changes nothing) and their ``decode`` the Bernoulli mean;
 the posterior's ``(mean, log_variance)`` is :meth:`jaxae.MLPVAE.posterior`, which
 :mod:`jaxae.variational` uses.
+
+:class:`jaxae.LinenAutoencoder` (a Flax Linen module, the convolutional and LSTM models among
+them) has the four methods with two differences: ``init(key, example)`` returns ``(params,
+model_state)``, and the other methods take ``model_state=``; and its ``encode`` returns what the
+module's encoder returns whatever ``logits`` says (the wrapper cannot take the module's last
+activation off), which is the code's pre-activation only where that encoder ends in a linear
+layer (jaxae's ``ConvEncoder`` with its default ``code_activation=None``, say).
 """
 
 from __future__ import annotations

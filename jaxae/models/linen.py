@@ -140,7 +140,8 @@ class LinenAutoencoder:
     ) -> Array:
         """Codes of a batch, eval mode (running statistics, no dropout).
 
-        ``logits`` is accepted for the model contract; the module's code is returned either way.
+        ``logits`` is accepted for the model contract; the module's code is returned either way,
+        so it is the code's pre-activation only where the module's encoder ends linear.
         """
         del logits
         return self._apply("encode", params, model_state, jnp.asarray(x))

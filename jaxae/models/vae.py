@@ -349,8 +349,11 @@ class TwoStochasticLayerVAE:
     ``q(h2|h1)``, :meth:`prior_top` the generative ``p(h1|h2)``.
 
     Attributes:
-      sizes: ``(input, *hidden_1, h1, *hidden_2, h2)`` given as ``input``, ``hidden_1``,
-        ``first_latent_size``, ``hidden_2``, ``latent_size``.
+      input_size: pixels of an input (784).
+      hidden_1: deterministic layer sizes between ``x`` and ``h1`` (and, mirrored, back).
+      first_latent_size: units of the first stochastic layer ``h1``.
+      hidden_2: deterministic layer sizes between ``h1`` and ``h2`` (and back).
+      latent_size: units of the top stochastic layer ``h2``.
       activation: hidden nonlinearity (tanh in the paper).
 
     References:

@@ -63,7 +63,8 @@ class StackedClassifier:
             )
 
     def init(self, key: PRNGKey) -> Params:
-        """Glorot-normal weights, zero biases (a randomly initialised network, for baselines)."""
+        """Glorot-normal encoder weights, a zero softmax layer, zero biases (a randomly
+        initialised network, for baselines)."""
         init = jax.nn.initializers.glorot_normal()
         keys = jax.random.split(key, len(self.sizes) - 1)
         layers = [
