@@ -37,7 +37,7 @@ same budget and settings (the MNIST validation choices; none were tuned for Fash
 on the host): mAP conv mean code 0.469, PCA-16 0.460, MLP AE 0.449, pixels 0.447; precision@100
 0.745, 0.729, 0.710, 0.742; squared error per image conv 12.32, PCA-16 15.57, MLP 15.86: the
 targets are met there too, by smaller margins, and pixels keep the best precision@10 (0.805
-against 0.793). Its 1-epoch sweep: conv 0.391, 0.465, 0.480 against PCA 0.410, 0.460, 0.456 at
+against 0.793). Its 1-epoch sweep: conv 0.391, 0.465, 0.480 against PCA 0.410, 0.460, 0.455 at
 4, 16, 64-d. Not yet run: the default budget (a full-width step takes about 0.8 s on 2 CPU
 cores, an epoch of 60k about 7 min: 1.5 h and more a dataset). Quick mode (MNIST, 3k training
 images, 5k search set, 500 queries, widths 8-16-32-64, 15 epochs chosen on the validation split;

@@ -24,9 +24,9 @@ experiments/hinton2006_parallel.py --distributed --devices 0"``. With ``--distri
    for SLURM/Open MPI detection). For one process it does nothing.
 2. ``parallel.data_mesh()`` (``--devices 0``: all devices) spans every chip of every host.
 3. Pretraining: ``pretrain_rbm_stack`` passes ``mesh=`` on to ``fit`` like every recipe; this
-   script keeps pretraining on one device per host (the full training set, the same seed), as
-   its recorded runs did, and ``multihost_utils.broadcast_one_to_all`` makes sure every host
-   starts fine-tuning from process 0's parameters.
+   script keeps pretraining on one device per host (the full training set, the same seed), and
+   ``multihost_utils.broadcast_one_to_all`` makes sure every host starts fine-tuning from
+   process 0's parameters.
 4. Fine-tuning data: each host keeps only its own rows, ``x[parallel.process_slice(n)]`` (equal
    shares by ``jax.process_index()`` of ``jax.process_count()``), and
    ``parallel.global_data(rows, mesh)`` (``jax.make_array_from_process_local_data``) assembles

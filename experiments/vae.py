@@ -44,7 +44,7 @@ image's). ``--set output_bias=data_mean`` does what their code does (the row nam
 "mean-image output bias"); the default stays "zero" because the recorded commands without it ran
 so. The paper-budget command above with ``--set output_bias=data_mean --set
 checkpoint_dir=experiments/runs/vae_paper_bias/ckpt --out experiments/figures/vae/vae_paper_bias``
-(2026-12-05, three pieces alone on the cores, 10,266 s of training, k = 5000 scoring 269 s;
+(2026-12-05, three pieces alone on the cores, 10,268 s of training, k = 5000 scoring 269 s;
 the row's 10,546 s are both):
 test NLL **87.03** (paper 86.76, so 0.27 nats short; the zero bias gave 87.78), -IWAE bound
 k = 50 87.84, -ELBO 91.23, 22 active units of 50 (zero bias: 16). Its training -ELBO led the
