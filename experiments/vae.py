@@ -66,11 +66,12 @@ summed over the batch, ours of its batch mean, 20 times smaller at batch 20, so 
 ε = 1e-4 weighs here as 2e-3 would weigh there (it slows the steps of parameters whose
 gradients are small).
 
-``--set adam=authors_code`` trains with their Adam as their code writes it
-(:func:`scale_by_authors_adam`: β1 0.99, second moments from 1, ε outside the bias correction,
-on the batch-summed gradient) and, with ``schedule=paper``, their rounded rates. The paper-budget
-run with it (started 2026-12-05, a run that spans sessions, so its checkpoint is committed in
-``experiments/checkpoints/``, not ``experiments/runs/``; rerun the same command to resume)::
+``--set adam=authors_code`` trains with their Adam's settings (:func:`scale_by_authors_adam`:
+β1 0.99, second moments from 1, ε outside the bias correction, on the batch-summed gradient;
+not their one-step delay of the moments) and, with ``schedule=paper``, their rounded rates.
+The paper-budget run with it (started 2026-12-05, a run that spans sessions, so its
+checkpoint is committed in ``experiments/checkpoints/``, not ``experiments/runs/``; rerun the
+same command to resume)::
 
     python experiments/vae.py --no-progress --out experiments/figures/vae/vae_paper_code
         --set models=vae --set batch_size=20 --set epochs=3280 --set schedule=paper
@@ -228,7 +229,7 @@ class Config:
     checkpoint_every: int = 10
     adam_eps: float = 1e-4
     # "paper": Adam as the paper states it (optax.adam, β1 0.9, β2 0.999, eps adam_eps).
-    # "authors_code": Burda et al.'s own Adam (github.com/yburda/iwae, optimizers.py): β1 0.99,
+    # "authors_code": Burda et al.'s Adam settings (github.com/yburda/iwae, optimizers.py): β1 0.99,
     # second moments starting at 1, eps outside the bias correction (see scale_by_authors_adam),
     # on the gradient of the bound summed over the batch, not its mean (iwae.py), and with
     # schedule=paper their stage rates rounded to one decimal (experiments.py).
@@ -296,13 +297,19 @@ class AuthorsAdamState(NamedTuple):
 def scale_by_authors_adam(
     b1: float = 0.99, b2: float = 0.999, eps: float = 1e-4
 ) -> optax.GradientTransformation:
-    """Adam as Burda et al.'s code writes it (github.com/yburda/iwae, ``optimizers.py``).
+    """Adam with Burda et al.'s settings (github.com/yburda/iwae, ``optimizers.py``).
 
     Three differences from :func:`optax.scale_by_adam`: β1 defaults to 0.99; the second
     moments start at 1, not 0, which damps the first few thousand steps; and ``eps`` is added to
     the raw ``sqrt(nu)`` with the bias correction folded into the step,
     ``sqrt(1 - b2^t) / (1 - b1^t) · mu / (sqrt(nu) + eps)`` at step ``t = 1, 2, ...``. Chain it
     with :func:`optax.scale_by_learning_rate`.
+
+    One difference from their code is kept: there, Theano computes every update of a call from
+    the values before it, so the step reads the moments before the current gradient (the first
+    step is zero; step ``t`` uses ``mu_{t-1}``, ``nu_{t-1}``), a one-step delay that this
+    standard ordering leaves out (with β1 = 0.99 the moments average about 100 steps, so the
+    delay is one of them).
     """
 
     def init(params):

@@ -69,9 +69,10 @@ def test_rounded_paper_schedule_has_the_authors_code_rates():
 
 
 def test_authors_adam_follows_their_theano_update():
-    # A NumPy transcription of github.com/yburda/iwae, optimizers.py (Adam.updatesIgrad_model),
-    # the descent direction negated as optax's updates are. Their gradient is of the bound summed
-    # over the batch (iwae.py), ours of the batch mean: `batch` times smaller.
+    # github.com/yburda/iwae, optimizers.py (Adam.updatesIgrad_model) in NumPy, the descent
+    # direction negated as optax's updates are, and the moments updated before the step (their
+    # Theano step reads the previous moments, a one-step delay scale_by_authors_adam leaves out).
+    # Their gradient is of the bound summed over the batch (iwae.py), ours of the batch mean.
     lr, b1, b2, eps, batch = 1e-3, 0.99, 0.999, 1e-4, 20
     rng = np.random.default_rng(0)
     grads = rng.normal(size=(5, 4)).astype(np.float32) * np.array([1e-3, 1e-2, 0.1, 1.0])

@@ -87,9 +87,10 @@ def load(
     Returns:
       For images, a :class:`Dataset`: images float32 ``[N, H, W, C]`` in [0, 1], labels int32
       ``[N]``. For text, a :class:`TextCorpus`: ``N`` document strings, labels int32 ``[N]``,
-      label names. For ``"moving_mnist"``, a :class:`~jaxae.data.moving_mnist.MovingMnist`:
-      uint8 frames ``[N, 20, 64, 64]`` (pixel ``k / 256``) with their input/future views. The
-      arrays are read-only views of a per-process cache (``np.array`` them to modify).
+      label names. The arrays are read-only views of a per-process cache (``np.array`` them to
+      modify). For ``"moving_mnist"``, a :class:`~jaxae.data.moving_mnist.MovingMnist`: uint8
+      frames ``[N, 20, 64, 64]`` (pixel ``k / 256``), read-only, read from disk (or generated)
+      on every call; ``sequences()`` gives the models' float inputs.
 
     Raises:
       ValueError: unknown name or split, or a slice out of range or empty.
